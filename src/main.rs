@@ -1,0 +1,106 @@
+//! marketing-pipeline: one binary, one subcommand per Airflow task.
+//!
+//! This file only parses flags, sets up logging, runs the task and maps
+//! its outcome to the metrics JSON and the exit code.
+
+mod catalog;
+mod cli;
+mod context;
+mod exit;
+mod formats;
+mod generate;
+mod metadata;
+mod metrics;
+mod run;
+mod storage;
+mod upload;
+mod validate;
+
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use anyhow::Result;
+use clap::Parser;
+use tracing::error;
+use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Registry};
+
+use cli::{Cli, Command};
+use context::Context;
+use exit::ExitCode;
+use metrics::TaskMetrics;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.command);
+    std::panic::set_hook(Box::new(|info| error!(panic = %info, "panic")));
+
+    let metrics = match catch_unwind(AssertUnwindSafe(|| execute(&cli))) {
+        Ok(Ok(metrics)) => metrics,
+        Ok(Err(err)) => failed(&cli.command, exit::code_of(&err), exit::one_line(&err)),
+        Err(_) => failed(&cli.command, ExitCode::Bug, "internal error (panic); see the log".into()),
+    };
+    if let Err(err) = metrics.emit(cli.settings.xcom_file.as_deref()) {
+        error!(error = %exit::one_line(&err), "cannot write the metrics");
+        return std::process::ExitCode::from(ExitCode::Transient.code() as u8);
+    }
+    std::process::ExitCode::from(metrics.exit_code as u8)
+}
+
+fn execute(cli: &Cli) -> Result<TaskMetrics> {
+    let mut ctx = Context::open(&cli.settings)?;
+    match &cli.command {
+        Command::Generate(c) => {
+            generate::run(&ctx, c.target.dataset, c.target.ds, &c.options, c.force)
+        }
+        Command::Validate(c) => {
+            validate::run(&mut ctx, c.target.dataset, c.target.ds, &c.options, c.force)
+        }
+        Command::Upload(c) => upload::run(&ctx, c.target.dataset, c.target.ds),
+        Command::Run(c) => run::run(&mut ctx, c),
+    }
+}
+
+/// The metrics of a task that did not finish, with the error on one line.
+fn failed(command: &Command, code: ExitCode, message: String) -> TaskMetrics {
+    let (task, target) = match command {
+        Command::Generate(c) => ("generate", Some(&c.target)),
+        Command::Validate(c) => ("validate", Some(&c.target)),
+        Command::Upload(c) => ("upload", Some(&c.target)),
+        Command::Run(_) => ("run", None),
+    };
+    let mut metrics = TaskMetrics::new(
+        task,
+        target.map(|t| t.dataset.to_string()),
+        target.map(|t| t.ds.to_string()),
+    );
+    if let Command::Run(c) = command {
+        metrics.ds = c.ds.or(c.from).map(|d| d.to_string());
+    }
+    metrics.status = match code {
+        ExitCode::NothingToDo => "skipped",
+        _ => "failed",
+    }
+    .into();
+    metrics.exit_code = code.code();
+    error!(task, exit_code = code.code(), error = %message, "task failed");
+    metrics.error = Some(message);
+    metrics
+}
+
+/// Bunyan JSON on stderr. An interactive `run` defaults to warnings only,
+/// so its progress lines stay readable.
+fn init_logging(command: &Command) {
+    let interactive_run = matches!(command, Command::Run(_)) && std::io::stderr().is_terminal();
+    let default = if interactive_run { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_env("PIPELINE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let subscriber = Registry::default()
+        .with(filter)
+        .with(JsonStorageLayer)
+        .with(BunyanFormattingLayer::new(
+            "marketing-pipeline".into(),
+            std::io::stderr,
+        ));
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}

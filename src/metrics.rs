@@ -1,0 +1,111 @@
+//! The metrics JSON each task prints as its last stdout line (Airflow XCom).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    pub task: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ds: Option<String>,
+    pub status: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub invalid_rows: u64,
+    /// Defects injected by generate, by the check that must catch them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub injected: BTreeMap<String, u64>,
+    /// Rows failing each check (a row may fail several).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub has_failure_delta: bool,
+    /// The stage was already complete for this input: nothing was rewritten.
+    #[serde(default)]
+    pub reused: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_signatures: Vec<String>,
+    pub duration_ms: u64,
+    /// Output name (raw, valid, quarantine, ...) to URL.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dag_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Task-specific fields (upload objects, run's per-task metrics, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TaskMetrics {
+    pub fn new(task: &str, dataset: Option<String>, ds: Option<String>) -> Self {
+        let airflow = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        Self {
+            task: task.to_string(),
+            dataset,
+            ds,
+            dag_id: airflow("AIRFLOW_CTX_DAG_ID"),
+            task_id: airflow("AIRFLOW_CTX_TASK_ID"),
+            run_id: airflow("AIRFLOW_CTX_DAG_RUN_ID"),
+            ..Self::default()
+        }
+    }
+
+    /// Sums the failed counts of another set of checks into this one.
+    pub fn add_failed(&mut self, check: &str, rows: u64) {
+        *self.failed.entry(check.to_string()).or_default() += rows;
+    }
+
+    /// Prints the one-line JSON on stdout and writes it to the XCom file.
+    pub fn emit(&self, xcom_file: Option<&Path>) -> Result<()> {
+        let line = serde_json::to_string(self)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        if let Some(path) = xcom_file {
+            write_atomically(path, line.as_bytes())
+                .with_context(|| format!("PIPELINE_XCOM_FILE {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_omits_empty_fields() {
+        let mut m = TaskMetrics::new("validate", Some("contacts".into()), Some("2025-05-25".into()));
+        m.status = "quarantined".into();
+        m.add_failed("unique", 2);
+        m.add_failed("unique", 3);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["failed"]["unique"], 5);
+        assert!(json.get("injected").is_none());
+        assert!(json.get("error").is_none());
+        let back: TaskMetrics = serde_json::from_value(json).unwrap();
+        assert_eq!(back.failed["unique"], 5);
+    }
+}

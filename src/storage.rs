@@ -1,0 +1,166 @@
+//! Object storage behind one small interface, addressed by URL.
+//!
+//! Keys are `/`-separated relative paths (see `catalog::Dataset::object_key`).
+//! Writes are atomic: a reader sees the old object or the whole new one.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::exit;
+
+/// What is known about a stored object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStat {
+    pub bytes: u64,
+    /// Hex MD5 of the content.
+    pub md5: String,
+}
+
+pub trait ObjectStore: Send + Sync {
+    /// The object's bytes, or `None` when it does not exist.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes the whole object atomically, replacing any previous one.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
+    /// Removes the object; `false` when there was none.
+    fn delete(&self, key: &str) -> Result<bool>;
+    /// Where the object lives, for metrics and logs.
+    fn url(&self, key: &str) -> String;
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", md5::compute(bytes))
+}
+
+/// Opens the store a URL names; `setting` names the setting in errors.
+pub fn open(url: &str, setting: &str) -> Result<Box<dyn ObjectStore>> {
+    match url.split_once("://") {
+        Some(("file", path)) if !path.is_empty() => Ok(Box::new(LocalStore::new(path))),
+        _ => Err(exit::config(format!(
+            "{setting}: unsupported storage URL {url:?} (expected file://PATH)"
+        ))),
+    }
+}
+
+/// A directory on the local filesystem (`file://` URLs).
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let rel = Path::new(key);
+        let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        if !safe || key.is_empty() {
+            anyhow::bail!("object key {key:?} is not a plain relative path");
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+/// Local I/O errors are configuration problems when permissions or paths are
+/// wrong, otherwise transient (disk full, NFS hiccup).
+fn io_error(err: std::io::Error, what: String) -> anyhow::Error {
+    let message = format!("{what}: {err}");
+    match err.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem | ErrorKind::NotADirectory => {
+            exit::config(message)
+        }
+        _ => exit::transient(message),
+    }
+}
+
+impl ObjectStore for LocalStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(key)?;
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e, format!("reading {}", path.display()))),
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(key)?;
+        let dir = path.parent().context("object key has no parent")?;
+        fs::create_dir_all(dir).map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            std::process::id()
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_error(e, format!("writing {}", path.display()))
+        })
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
+        Ok(self.get(key)?.map(|bytes| ObjectStat {
+            bytes: bytes.len() as u64,
+            md5: md5_hex(&bytes),
+        }))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(e, format!("deleting {}", path.display()))),
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("file://{}", self.root.join(key).display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_round_trip_is_atomic_and_stat_hashes_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        assert_eq!(store.get("a/b.txt").unwrap(), None);
+        store.put("a/b.txt", b"hello").unwrap();
+        store.put("a/b.txt", b"hello world").unwrap();
+        assert_eq!(store.get("a/b.txt").unwrap().unwrap(), b"hello world");
+        let stat = store.stat("a/b.txt").unwrap().unwrap();
+        assert_eq!(stat.bytes, 11);
+        assert_eq!(stat.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temp file left behind");
+        assert!(store.delete("a/b.txt").unwrap());
+        assert!(!store.delete("a/b.txt").unwrap());
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        let store = LocalStore::new("/tmp/x");
+        assert!(store.get("../etc/passwd").is_err());
+        assert!(store.put("/abs", b"").is_err());
+    }
+
+    #[test]
+    fn unsupported_urls_are_config_errors() {
+        let err = open("ftp://host/x", "PIPELINE_LAKE_URL").err().unwrap();
+        assert_eq!(exit::code_of(&err), exit::ExitCode::Config);
+        assert!(err.to_string().contains("PIPELINE_LAKE_URL"));
+    }
+}

@@ -1,0 +1,409 @@
+//! Data-quality checks as vectorised Polars expressions, derived from the
+//! catalogue. Each check yields a boolean column that is true where a row
+//! fails it; nothing loops over rows.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::catalog::{Column as Spec, ColumnType, Dataset, Rule};
+use crate::metadata::CheckResult;
+
+pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$";
+pub const UUID_PATTERN: &str =
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+const TRUE_WORDS: &[&str] = &["true", "t", "1", "yes", "y"];
+const FALSE_WORDS: &[&str] = &["false", "f", "0", "no", "n"];
+
+/// Name of the typed copy of a raw column while checks run.
+pub fn typed(name: &str) -> String {
+    format!("__typed_{name}")
+}
+
+/// Name of the failure flag of check `i`.
+pub fn flag(i: usize) -> String {
+    format!("__fail_{i}")
+}
+
+/// One check: what it is (for dq_checks and signatures) and its flag.
+pub struct Check {
+    pub check: &'static str,
+    pub column: &'static str,
+    pub rule: String,
+    pub fails: Expr,
+}
+
+impl Check {
+    pub fn result(&self, failed_rows: u64) -> CheckResult {
+        CheckResult {
+            check: self.check,
+            column: self.column.to_string(),
+            rule: self.rule.clone(),
+            failed_rows,
+        }
+    }
+
+    /// The label a quarantined row carries for this check.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.check, self.column)
+    }
+}
+
+fn values_list(values: &[&str]) -> Expr {
+    lit(Series::new(PlSmallStr::EMPTY, values)).implode(false)
+}
+
+/// Casts a raw column to its catalogue type. Values that cannot be cast
+/// become null; the `type_cast` check reports them.
+pub fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
+    let raw = col(spec.name);
+    let text = || raw.clone().cast(DataType::String);
+    match (spec.ty, raw_type) {
+        (ColumnType::Text, DataType::String) => raw,
+        (ColumnType::Text, _) => text(),
+        (ColumnType::Bool, DataType::Boolean) => raw,
+        (ColumnType::Bool, DataType::String) => {
+            let word = raw.str().to_lowercase().str().strip_chars(lit(NULL));
+            when(word.clone().is_in(values_list(TRUE_WORDS), false))
+                .then(lit(true))
+                .when(word.is_in(values_list(FALSE_WORDS), false))
+                .then(lit(false))
+                .otherwise(lit(NULL).cast(DataType::Boolean))
+        }
+        (ColumnType::Bool, t) if t.is_integer() => raw.cast(DataType::Boolean),
+        (ColumnType::Int, t) if t.is_float() => {
+            // 2.0 is an integer; 2.5 is not.
+            when((raw.clone() % lit(1.0)).eq(lit(0.0)))
+                .then(raw.cast(DataType::Int64))
+                .otherwise(lit(NULL).cast(DataType::Int64))
+        }
+        (ColumnType::Int, t) if t.is_integer() || t.is_string() => raw.cast(DataType::Int64),
+        (ColumnType::Float, t) if t.is_primitive_numeric() || t.is_string() => {
+            raw.cast(DataType::Float64)
+        }
+        (ColumnType::Date, DataType::Date) => raw,
+        (ColumnType::Date, DataType::String) => raw.str().to_date(strptime("%Y-%m-%d")),
+        (ColumnType::Timestamp, DataType::Datetime(_, _)) => {
+            raw.cast(DataType::Datetime(TimeUnit::Microseconds, None))
+        }
+        (ColumnType::Timestamp, DataType::String) => coalesce(&[
+            to_timestamp(&raw, "%Y-%m-%dT%H:%M:%S%.f"),
+            to_timestamp(&raw, "%Y-%m-%d %H:%M:%S%.f"),
+        ]),
+        // Anything else (a list where text belongs, a number where a date
+        // belongs) cannot be cast: every value fails.
+        (ty, _) => lit(NULL).cast(data_type(ty)),
+    }
+}
+
+fn strptime(format: &str) -> StrptimeOptions {
+    StrptimeOptions {
+        format: Some(format.into()),
+        strict: false,
+        exact: true,
+        cache: false,
+    }
+}
+
+fn to_timestamp(raw: &Expr, format: &str) -> Expr {
+    raw.clone().str().to_datetime(
+        Some(TimeUnit::Microseconds),
+        None,
+        strptime(format),
+        lit("raise"),
+    )
+}
+
+pub fn data_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Text => DataType::String,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Int => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Date => DataType::Date,
+        ColumnType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, None),
+    }
+}
+
+/// Every check for a dataset, over raw columns and their `typed` copies.
+/// `references` holds the raw keys of each referenced dataset.
+pub fn plan(
+    dataset: Dataset,
+    ds: NaiveDate,
+    references: &HashMap<Dataset, Series>,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for spec in dataset.columns() {
+        let raw = col(spec.name);
+        let value = col(typed(spec.name));
+        let present = value.clone().is_not_null();
+        // A comparison with null is null: it does not fail the check.
+        let mut add = |check: &'static str, rule: String, fails: Expr| {
+            checks.push(Check {
+                check,
+                column: spec.name,
+                rule,
+                fails: fails.fill_null(lit(false)),
+            })
+        };
+        add(
+            "type_cast",
+            format!("castable to {:?}", spec.ty),
+            raw.clone().is_not_null().and(value.clone().is_null()),
+        );
+        if !spec.nullable {
+            add("not_null", "not null".into(), raw.is_null());
+        }
+        if spec.name == dataset.key() {
+            add(
+                "unique",
+                "unique key".into(),
+                present.clone().and(value.clone().is_first_distinct().not()),
+            );
+        }
+        if Some(spec.name) == dataset.date_column() {
+            let day = match spec.ty {
+                ColumnType::Timestamp => value.clone().dt().date(),
+                _ => value.clone(),
+            };
+            add("freshness", "date equals ds".into(), day.neq(lit(ds)));
+        }
+        for rule in spec.rules {
+            let (check, rule_text, ok) = match *rule {
+                Rule::Email => (
+                    "email_format",
+                    "email".to_string(),
+                    value.clone().str().contains(lit(EMAIL_PATTERN), true),
+                ),
+                Rule::Uuid => (
+                    "uuid_format",
+                    "uuid".to_string(),
+                    value.clone().str().contains(lit(UUID_PATTERN), true),
+                ),
+                Rule::Range { min, max } => {
+                    let mut ok = lit(true);
+                    if let Some(min) = min {
+                        ok = ok.and(value.clone().cast(DataType::Float64).gt_eq(lit(min)));
+                    }
+                    if let Some(max) = max {
+                        ok = ok.and(value.clone().cast(DataType::Float64).lt_eq(lit(max)));
+                    }
+                    let bound = |b: Option<f64>| b.map_or("open".to_string(), |b| b.to_string());
+                    (
+                        "range",
+                        format!("between {} and {}", bound(min), bound(max)),
+                        ok,
+                    )
+                }
+                Rule::AcceptedValues(values) => (
+                    "accepted_values",
+                    format!("one of {}", values.join(",")),
+                    value.clone().is_in(values_list(values), false),
+                ),
+                Rule::References(target) => {
+                    let keys = references
+                        .get(&target)
+                        .cloned()
+                        .unwrap_or_else(|| Series::new_empty(PlSmallStr::EMPTY, &DataType::String));
+                    (
+                        "foreign_key",
+                        format!("references {target}.{}", target.key()),
+                        value.clone().is_in(lit(keys).implode(false), false),
+                    )
+                }
+                Rule::TrueExactlyWhen { column, value: v } => (
+                    "consistency",
+                    format!("true exactly when {column} = {v}"),
+                    value.clone().eq(col(typed(column)).eq(lit(v))),
+                ),
+            };
+            // A null fails not_null (or nothing, when nullable), never a rule.
+            add(check, rule_text, present.clone().and(ok.not()));
+        }
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 5, 25).unwrap()
+    }
+
+    /// Runs every check of `dataset` on `raw` and returns failures by label.
+    fn failures(dataset: Dataset, raw: DataFrame, refs: &HashMap<Dataset, Series>) -> HashMap<String, u32> {
+        let schema = raw.schema().clone();
+        let typed_cols: Vec<Expr> = dataset
+            .columns()
+            .iter()
+            .map(|s| cast_to_type(s, schema.get(s.name).unwrap()).alias(typed(s.name)))
+            .collect();
+        let checks = plan(dataset, ds(), refs);
+        let flags: Vec<Expr> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.fails.clone().cast(DataType::UInt32).sum().alias(flag(i)))
+            .collect();
+        let out = raw.lazy().with_columns(typed_cols).select(flags).collect().unwrap();
+        checks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = out.column(&flag(i)).unwrap().u32().unwrap().get(0).unwrap();
+                (n > 0).then(|| (c.label(), n))
+            })
+            .collect()
+    }
+
+    fn text(names: &[(&str, Vec<Option<&str>>)]) -> DataFrame {
+        let cols = names
+            .iter()
+            .map(|(n, v)| Column::new((*n).into(), v.clone()))
+            .collect();
+        DataFrame::new(names[0].1.len(), cols).unwrap()
+    }
+
+    const GOOD_UUID: &str = "0b5c7f0e-8a43-4b2a-9d1e-0c6f3f5a8e21";
+    const OTHER_UUID: &str = "7d1e2a4b-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
+
+    fn contacts(rows: Vec<[Option<&str>; 11]>) -> DataFrame {
+        let names: Vec<(&str, Vec<Option<&str>>)> = Dataset::Contacts
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name, rows.iter().map(|r| r[i]).collect()))
+            .collect();
+        text(&names)
+    }
+
+    fn contact<'a>(id: Option<&'a str>, email: &'a str, lead: &'a str, opted: &'a str, signup: &'a str) -> [Option<&'a str>; 11] {
+        [
+            id,
+            Some("Ada"),
+            Some("Lovelace"),
+            Some(email),
+            Some("Acme Labs"),
+            Some("Internet"),
+            Some(lead),
+            Some("Senior Data Engineer"),
+            Some("France"),
+            Some(opted),
+            Some(signup),
+        ]
+    }
+
+    #[test]
+    fn clean_contacts_pass_every_check() {
+        let raw = contacts(vec![
+            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(Some(OTHER_UUID), "b.c+x@mail.example.org", "webinar", "0", "2025-05-25 23:59:59"),
+        ]);
+        assert!(failures(Dataset::Contacts, raw, &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn each_contact_defect_fails_exactly_its_check() {
+        let raw = contacts(vec![
+            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(None, "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(Some("tmp-12345678"), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(Some(OTHER_UUID), "ada.example.com", "email", "true", "2025-05-25T10:00:00"),
+            contact(Some("11111111-2222-4333-8444-555555555555"), "a@b.co", "email", "true", "2025-05-20T10:00:00"),
+            contact(Some("21111111-2222-4333-8444-555555555555"), "a@b.co", "fax", "true", "2025-05-25T10:00:00"),
+            contact(Some("31111111-2222-4333-8444-555555555555"), "a@b.co", "email", "maybe", "2025-05-25T10:00:00"),
+            contact(Some("41111111-2222-4333-8444-555555555555"), "a@b.co", "email", "no", "yesterday"),
+        ]);
+        let got = failures(Dataset::Contacts, raw, &HashMap::new());
+        let expected: HashMap<String, u32> = [
+            ("not_null:contact_id", 1),
+            ("unique:contact_id", 1),
+            ("uuid_format:contact_id", 1),
+            ("email_format:email", 1),
+            ("freshness:signup_date", 1),
+            ("accepted_values:lead_source", 1),
+            ("type_cast:opted_in", 1),
+            ("type_cast:signup_date", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(got, expected);
+    }
+
+    fn activity(rows: Vec<[Option<&str>; 12]>) -> DataFrame {
+        let names: Vec<(&str, Vec<Option<&str>>)> = Dataset::WebsiteActivity
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name, rows.iter().map(|r| r[i]).collect()))
+            .collect();
+        text(&names)
+    }
+
+    fn session<'a>(id: &'a str, contact: Option<&'a str>, page: &'a str, duration: &'a str, viewed: &'a str, bounce: &'a str) -> [Option<&'a str>; 12] {
+        [
+            Some(id),
+            contact,
+            Some("cmp_001"),
+            Some(page),
+            Some("https://www.example.com/x"),
+            Some("X"),
+            Some("2025-05-25"),
+            Some("page_view"),
+            Some(duration),
+            Some(viewed),
+            Some(bounce),
+            None,
+        ]
+    }
+
+    #[test]
+    fn ranges_foreign_keys_and_consistency() {
+        let refs: HashMap<Dataset, Series> = [
+            (Dataset::Contacts, Series::new("k".into(), [GOOD_UUID])),
+            (Dataset::Campaigns, Series::new("k".into(), ["cmp_001"])),
+            (Dataset::Pages, Series::new("k".into(), ["page_001"])),
+        ]
+        .into_iter()
+        .collect();
+        let ids: Vec<String> = (0..6).map(|i| format!("{i}1111111-2222-4333-8444-555555555555")).collect();
+        let raw = activity(vec![
+            session(&ids[0], Some(GOOD_UUID), "page_001", "12.5", "1", "true"),
+            session(&ids[1], None, "page_001", "30", "3", "false"),
+            session(&ids[2], Some(OTHER_UUID), "page_001", "30", "3", "false"),
+            session(&ids[3], None, "page_404", "30", "3", "false"),
+            session(&ids[4], None, "page_001", "-1", "0", "false"),
+            session(&ids[5], None, "page_001", "5", "2", "true"),
+        ]);
+        let got = failures(Dataset::WebsiteActivity, raw, &refs);
+        let expected: HashMap<String, u32> = [
+            ("foreign_key:contact_id", 1),
+            ("foreign_key:page_id", 1),
+            ("range:session_duration", 1),
+            ("range:pages_viewed", 1),
+            ("consistency:bounce", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn integral_floats_cast_to_int_and_fractions_do_not() {
+        let spec = Dataset::WebsiteActivity.column("pages_viewed").unwrap();
+        let frame = df!("pages_viewed" => [2.0f64, 2.5]).unwrap();
+        let out = frame
+            .lazy()
+            .select([cast_to_type(spec, &DataType::Float64)])
+            .collect()
+            .unwrap();
+        let v: Vec<Option<i64>> = out.column("pages_viewed").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(v, vec![Some(2), None]);
+    }
+}

@@ -1,0 +1,403 @@
+//! `validate DATASET --ds D`: check a raw file and split it into a valid
+//! slice and a quarantine slice whose rows name every check they failed.
+//!
+//! Every row read ends up in exactly one slice. A file that cannot be read,
+//! has the wrong columns or too many invalid rows is rejected (exit 65) and
+//! quarantined whole.
+
+pub mod checks;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::catalog::{Dataset, Zone};
+use crate::cli::ValidateOptions;
+use crate::context::{Context, now};
+use crate::exit::{self, ExitCode};
+use crate::formats;
+use crate::metadata::{CheckResult, StageRecord};
+use crate::metrics::TaskMetrics;
+use crate::storage::md5_hex;
+use checks::{Check, flag, typed};
+
+const STAGE: &str = "validate";
+/// Bump when checks change, so files validated by older rules are redone.
+const RULES_VERSION: u32 = 1;
+const INVALID: &str = "__invalid";
+/// Name of the quarantine column listing the failed checks.
+pub const FAILED_CHECKS: &str = "failed_checks";
+const SAMPLE_KEYS: usize = 3;
+
+/// Why a whole file was rejected.
+struct Rejection {
+    check: &'static str,
+    column: String,
+    rule: &'static str,
+    reason: String,
+}
+
+/// The split of a readable file with the right columns.
+struct Split {
+    rows_in: u64,
+    /// Rows failing at least one check.
+    failing: u64,
+    /// `None` when the file is rejected for too many failing rows.
+    valid: Option<DataFrame>,
+    quarantine: DataFrame,
+    results: Vec<CheckResult>,
+    failures: Vec<serde_json::Value>,
+}
+
+pub fn run(
+    ctx: &mut Context,
+    dataset: Dataset,
+    ds: NaiveDate,
+    options: &ValidateOptions,
+    force: bool,
+) -> Result<TaskMetrics> {
+    let clock = Instant::now();
+    let started_at = now();
+    let raw_key = dataset.raw_key(ds);
+    let raw = ctx.landing.get(&raw_key)?.ok_or_else(|| {
+        exit::nothing_to_do(format!("no raw file at {}", ctx.landing.url(&raw_key)))
+    })?;
+    let fingerprint = format!(
+        "md5={} max_invalid_ratio={} rules={RULES_VERSION}",
+        md5_hex(&raw),
+        options.max_invalid_ratio
+    );
+    if !force
+        && let Some(done) = ctx.metadata.stage(dataset.name(), ds, STAGE)?
+        && done.fingerprint == fingerprint
+    {
+        info!(%dataset, %ds, "this exact file was validated already; reusing the result");
+        let mut metrics: TaskMetrics = serde_json::from_value(done.metrics)?;
+        metrics.reused = true;
+        metrics.has_failure_delta = false;
+        metrics.new_signatures.clear();
+        metrics.duration_ms = clock.elapsed().as_millis() as u64;
+        return Ok(metrics);
+    }
+
+    let mut metrics = TaskMetrics::new(STAGE, Some(dataset.to_string()), Some(ds.to_string()));
+    let valid_key = dataset.object_key(Zone::Valid, ds);
+    let quarantine_key = dataset.object_key(Zone::Quarantine, ds);
+
+    let outcome = match formats::read(&raw, dataset.format()) {
+        Ok(frame) => {
+            let references = load_references(ctx, dataset, ds)?;
+            split(dataset, ds, frame, &references, options.max_invalid_ratio)
+        }
+        Err(e) => Err(Rejection {
+            check: "file",
+            column: "*".into(),
+            rule: "readable",
+            reason: e.to_string(),
+        }),
+    };
+
+    let results = match outcome {
+        Ok(mut split) => {
+            let quarantined = split.quarantine.height() as u64;
+            metrics.rows_in = split.rows_in;
+            metrics.rows_out = split.valid.as_ref().map_or(0, |v| v.height() as u64);
+            metrics.invalid_rows = quarantined;
+            for r in &split.results {
+                metrics.add_failed(r.check, r.failed_rows);
+            }
+            metrics.failed.retain(|_, n| *n > 0);
+            metrics.extra.insert("failures".into(), split.failures.into());
+            if split.valid.is_none() {
+                metrics.status = "rejected".into();
+                metrics.exit_code = ExitCode::DataRejected.code();
+                metrics.error = Some(format!(
+                    "{} of {} rows failed checks, over the tolerance of {}",
+                    split.failing, split.rows_in, options.max_invalid_ratio
+                ));
+            } else {
+                metrics.status = if quarantined == 0 { "validated" } else { "quarantined" }.into();
+            }
+            publish(ctx, &valid_key, split.valid.as_mut())?;
+            publish(ctx, &quarantine_key, (quarantined > 0).then_some(&mut split.quarantine))?;
+            split.results
+        }
+        Err(rejection) => {
+            warn!(%dataset, %ds, reason = %rejection.reason, "file rejected");
+            metrics.status = "rejected".into();
+            metrics.exit_code = ExitCode::DataRejected.code();
+            metrics.error = Some(rejection.reason.clone());
+            metrics.add_failed(rejection.check, 1);
+            let mut whole = df!(
+                "source_file" => [ctx.landing.url(&raw_key)],
+                FAILED_CHECKS => [format!("{}:{}", rejection.check, rejection.reason)],
+                "content" => [raw.as_slice()],
+            )?;
+            publish(ctx, &valid_key, None)?;
+            publish(ctx, &quarantine_key, Some(&mut whole))?;
+            vec![CheckResult {
+                check: rejection.check,
+                column: rejection.column,
+                rule: rejection.rule.to_string(),
+                failed_rows: 1,
+            }]
+        }
+    };
+
+    let new_signatures = ctx
+        .metadata
+        .record_checks(dataset, ds, &results, metrics.rows_in)?;
+    metrics.has_failure_delta = !new_signatures.is_empty();
+    metrics.new_signatures = new_signatures;
+    if ctx.landing.stat(&valid_key)?.is_some() {
+        metrics.outputs.insert("valid".into(), ctx.landing.url(&valid_key));
+    }
+    if ctx.landing.stat(&quarantine_key)?.is_some() {
+        metrics.outputs.insert("quarantine".into(), ctx.landing.url(&quarantine_key));
+    }
+    metrics.duration_ms = clock.elapsed().as_millis() as u64;
+    ctx.metadata.record_stage(
+        dataset.name(),
+        ds,
+        STAGE,
+        &StageRecord {
+            fingerprint,
+            status: metrics.status.clone(),
+            metrics: serde_json::to_value(&metrics)?,
+        },
+        &started_at,
+    )?;
+    info!(
+        %dataset, %ds, status = %metrics.status, rows_in = metrics.rows_in,
+        valid = metrics.rows_out, invalid = metrics.invalid_rows,
+        has_failure_delta = metrics.has_failure_delta, "validated"
+    );
+    Ok(metrics)
+}
+
+/// Writes a slice, or removes a stale one from an earlier validation.
+fn publish(ctx: &Context, key: &str, frame: Option<&mut DataFrame>) -> Result<()> {
+    match frame {
+        Some(frame) => ctx.landing.put(key, &formats::parquet(frame)?),
+        None => ctx.landing.delete(key).map(drop),
+    }
+}
+
+/// The raw keys of every dataset this one references, for the same ds.
+fn load_references(
+    ctx: &Context,
+    dataset: Dataset,
+    ds: NaiveDate,
+) -> Result<HashMap<Dataset, Series>> {
+    let mut out = HashMap::new();
+    for target in dataset.references() {
+        let key = target.raw_key(ds);
+        let bytes = ctx.landing.get(&key)?.ok_or_else(|| {
+            exit::nothing_to_do(format!(
+                "cannot check foreign keys: upstream {target} file {} is absent",
+                ctx.landing.url(&key)
+            ))
+        })?;
+        let keys = formats::read(&bytes, target.format())
+            .and_then(|f| {
+                let column = f.column(target.key())?.as_materialized_series().clone();
+                Ok(column.cast(&DataType::String)?.drop_nulls())
+            })
+            .map_err(|e| {
+                exit::rejected(format!(
+                    "cannot check foreign keys: upstream {target} file is unusable: {e}"
+                ))
+            })?;
+        out.insert(target, keys);
+    }
+    Ok(out)
+}
+
+fn split(
+    dataset: Dataset,
+    ds: NaiveDate,
+    raw: DataFrame,
+    references: &HashMap<Dataset, Series>,
+    max_invalid_ratio: f64,
+) -> std::result::Result<Split, Rejection> {
+    check_columns(dataset, &raw)?;
+    let rows_in = raw.height() as u64;
+    let schema = raw.schema().clone();
+    let typed_columns: Vec<Expr> = dataset
+        .columns()
+        .iter()
+        .map(|spec| {
+            let raw_type = schema.get(spec.name).unwrap_or(&DataType::Null);
+            checks::cast_to_type(spec, raw_type).alias(typed(spec.name))
+        })
+        .collect();
+    let plan = checks::plan(dataset, ds, references);
+    let flags: Vec<Expr> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.fails.clone().alias(flag(i)))
+        .collect();
+    let any_failed = (0..plan.len()).map(|i| col(flag(i))).reduce(|a, b| a.or(b));
+    let work = raw
+        .clone()
+        .lazy()
+        .with_columns(typed_columns)
+        .with_columns(flags)
+        .with_column(any_failed.unwrap_or(lit(false)).alias(INVALID))
+        .collect()
+        .map_err(|e| Rejection {
+            check: "schema",
+            column: "*".into(),
+            rule: "castable columns",
+            reason: format!("columns cannot be cast to their types: {}", first_line(&e)),
+        })?;
+
+    let mut results = Vec::with_capacity(plan.len());
+    let mut failures = Vec::new();
+    for (i, check) in plan.iter().enumerate() {
+        let failed = count_true(&work, &flag(i));
+        if check.check == "type_cast" && failed > 0 {
+            let present = rows_in - raw.column(check.column).map_or(0, |c| c.null_count()) as u64;
+            if failed == present {
+                return Err(Rejection {
+                    check: "schema",
+                    column: check.column.to_string(),
+                    rule: "castable columns",
+                    reason: format!("column {} has no value castable to {}", check.column, check.rule),
+                });
+            }
+        }
+        if failed > 0 {
+            failures.push(failure_summary(dataset, check, failed, &work, i));
+        }
+        results.push(check.result(failed));
+    }
+
+    let failing = count_true(&work, INVALID);
+    let over_tolerance = failing as f64 > max_invalid_ratio * rows_in as f64;
+    let to_reason = |work: DataFrame, extra: Option<Expr>| -> PolarsResult<DataFrame> {
+        let mut labels: Vec<Expr> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, c)| when(col(flag(i))).then(lit(c.label())).otherwise(lit(NULL)))
+            .collect();
+        labels.extend(extra);
+        let mut out: Vec<Expr> = dataset
+            .columns()
+            .iter()
+            .map(|c| col(c.name).cast(DataType::String))
+            .collect();
+        out.push(concat_str(labels, ";", true).alias(FAILED_CHECKS));
+        work.lazy().select(out).collect()
+    };
+    let internal = |e: PolarsError| Rejection {
+        check: "file",
+        column: "*".into(),
+        rule: "readable",
+        reason: first_line(&e),
+    };
+    let (valid, quarantine) = if over_tolerance {
+        let note = when(col(INVALID).not())
+            .then(lit("rejected:invalid_ratio"))
+            .otherwise(lit(NULL));
+        (None, to_reason(work, Some(note)).map_err(internal)?)
+    } else {
+        let valid = work
+            .clone()
+            .lazy()
+            .filter(col(INVALID).not())
+            .select(
+                dataset
+                    .columns()
+                    .iter()
+                    .map(|c| col(typed(c.name)).alias(c.name))
+                    .collect::<Vec<_>>(),
+            )
+            .collect()
+            .map_err(internal)?;
+        let bad = work.lazy().filter(col(INVALID)).collect().map_err(internal)?;
+        (Some(valid), to_reason(bad, None).map_err(internal)?)
+    };
+    Ok(Split {
+        rows_in,
+        failing,
+        valid,
+        quarantine,
+        results,
+        failures,
+    })
+}
+
+fn first_line(e: &PolarsError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn count_true(frame: &DataFrame, name: &str) -> u64 {
+    frame
+        .column(name)
+        .ok()
+        .and_then(|c| c.bool().ok().map(|b| b.num_trues() as u64))
+        .unwrap_or(0)
+}
+
+/// What a DQ alert shows for a failing check: the pattern, the count and a
+/// few offending keys.
+fn failure_summary(
+    dataset: Dataset,
+    check: &Check,
+    failed: u64,
+    work: &DataFrame,
+    index: usize,
+) -> serde_json::Value {
+    let samples: Vec<Option<String>> = work
+        .clone()
+        .lazy()
+        .filter(col(flag(index)))
+        .select([col(dataset.key()).cast(DataType::String)])
+        .limit(SAMPLE_KEYS as IdxSize)
+        .collect()
+        .ok()
+        .and_then(|f| {
+            f.column(dataset.key())
+                .ok()?
+                .str()
+                .ok()
+                .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
+        })
+        .unwrap_or_default();
+    let result = check.result(failed);
+    json!({
+        "check": result.check,
+        "column": result.column,
+        "rule": result.rule,
+        "failed_rows": failed,
+        "signature": result.signature(dataset),
+        "sample_keys": samples,
+    })
+}
+
+/// The file must have exactly the catalogue's columns (in any order).
+fn check_columns(dataset: Dataset, raw: &DataFrame) -> std::result::Result<(), Rejection> {
+    let have: HashSet<&str> = raw.get_column_names().iter().map(|n| n.as_str()).collect();
+    let want: HashSet<&str> = dataset.columns().iter().map(|c| c.name).collect();
+    let mut missing: Vec<&str> = want.difference(&have).copied().collect();
+    let mut extra: Vec<&str> = have.difference(&want).copied().collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    missing.sort_unstable();
+    extra.sort_unstable();
+    let column = format!("missing=[{}] extra=[{}]", missing.join(","), extra.join(","));
+    Err(Rejection {
+        check: "schema",
+        reason: format!("columns do not match the catalogue: {column}"),
+        column,
+        rule: "exact columns",
+    })
+}
+
