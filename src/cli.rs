@@ -39,13 +39,28 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Settings {
     /// Raw, valid and quarantine files written by generate and validate.
-    #[arg(long, env = "PIPELINE_LANDING_URL", default_value = "file://./data/landing", global = true)]
+    #[arg(
+        long,
+        env = "PIPELINE_LANDING_URL",
+        default_value = "file://./data/landing",
+        global = true
+    )]
     pub landing_url: String,
     /// The lake that upload publishes valid and quarantine slices to.
-    #[arg(long, env = "PIPELINE_LAKE_URL", default_value = "file://./data/lake", global = true)]
+    #[arg(
+        long,
+        env = "PIPELINE_LAKE_URL",
+        default_value = "file://./data/lake",
+        global = true
+    )]
     pub lake_url: String,
     /// stage_log, file_metadata, dq_checks and dq_signature.
-    #[arg(long, env = "PIPELINE_METADATA_URL", default_value = "sqlite://./data/metadata.db", global = true)]
+    #[arg(
+        long,
+        env = "PIPELINE_METADATA_URL",
+        default_value = "sqlite://./data/metadata.db",
+        global = true
+    )]
     pub metadata_url: String,
     /// Also write the metrics JSON here (KubernetesPodOperator XCom sidecar).
     #[arg(long, env = "PIPELINE_XCOM_FILE", global = true)]
@@ -160,9 +175,13 @@ impl RunCmd {
 /// A calendar date in exactly `YYYY-MM-DD` form (so it is safe in paths).
 pub fn parse_ds(s: &str) -> Result<NaiveDate, String> {
     let well_formed = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     well_formed
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
@@ -196,7 +215,14 @@ mod tests {
     #[test]
     fn ds_must_be_a_real_date_in_iso_form() {
         assert!(parse_ds("2025-05-25").is_ok());
-        for bad in ["../x", "2025-5-25", "2025-02-30", "20250525", "2025-05-25/..", ""] {
+        for bad in [
+            "../x",
+            "2025-5-25",
+            "2025-02-30",
+            "20250525",
+            "2025-05-25/..",
+            "",
+        ] {
             assert!(parse_ds(bad).is_err(), "{bad}");
         }
     }

@@ -81,8 +81,13 @@ pub fn read(bytes: &[u8], format: Format) -> Result<DataFrame> {
     }));
     match parsed {
         Ok(Ok(frame)) => Ok(frame),
-        Ok(Err(e)) => Err(anyhow!("unreadable {format:?}: {}", first_line(&e.to_string()))),
-        Err(_) => Err(anyhow!("unreadable {format:?}: the parser gave up on malformed input")),
+        Ok(Err(e)) => Err(anyhow!(
+            "unreadable {format:?}: {}",
+            first_line(&e.to_string())
+        )),
+        Err(_) => Err(anyhow!(
+            "unreadable {format:?}: the parser gave up on malformed input"
+        )),
     }
 }
 

@@ -39,7 +39,11 @@ fn main() -> std::process::ExitCode {
     let metrics = match catch_unwind(AssertUnwindSafe(|| execute(&cli))) {
         Ok(Ok(metrics)) => metrics,
         Ok(Err(err)) => failed(&cli.command, exit::code_of(&err), exit::one_line(&err)),
-        Err(_) => failed(&cli.command, ExitCode::Bug, "internal error (panic); see the log".into()),
+        Err(_) => failed(
+            &cli.command,
+            ExitCode::Bug,
+            "internal error (panic); see the log".into(),
+        ),
     };
     if let Err(err) = metrics.emit(cli.settings.xcom_file.as_deref()) {
         error!(error = %exit::one_line(&err), "cannot write the metrics");
@@ -94,7 +98,8 @@ fn failed(command: &Command, code: ExitCode, message: String) -> TaskMetrics {
 fn init_logging(command: &Command) {
     let interactive_run = matches!(command, Command::Run(_)) && std::io::stderr().is_terminal();
     let default = if interactive_run { "warn" } else { "info" };
-    let filter = EnvFilter::try_from_env("PIPELINE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("PIPELINE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let subscriber = Registry::default()
         .with(filter)
         .with(JsonStorageLayer)

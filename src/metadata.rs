@@ -133,7 +133,10 @@ impl Metadata {
                 )));
             }
         };
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| {
                 exit::config(format!(
                     "PIPELINE_METADATA_URL: cannot create {}: {e}",
@@ -142,7 +145,8 @@ impl Metadata {
             })?;
         }
         let conn = Connection::open(path).map_err(db_error)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(db_error)?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(db_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -330,7 +334,11 @@ impl Metadata {
         status: &str,
     ) -> Result<()> {
         let at = now();
-        let touched = if status == "uploaded" { Some(&at) } else { None };
+        let touched = if status == "uploaded" {
+            Some(&at)
+        } else {
+            None
+        };
         self.conn
             .execute(
                 "INSERT INTO file_metadata (object_key, dataset, ds, zone, content_md5, bytes,
@@ -396,9 +404,22 @@ mod tests {
     fn a_signature_is_new_once_whatever_the_counts_or_dates() {
         let (_dir, mut meta) = open_temp();
         let contacts = Dataset::Contacts;
-        assert_eq!(meta.record_checks(contacts, ds(25), &[failing(3)], 10).unwrap().len(), 1);
-        assert!(meta.record_checks(contacts, ds(25), &[failing(3)], 10).unwrap().is_empty());
-        assert!(meta.record_checks(contacts, ds(26), &[failing(9)], 10).unwrap().is_empty());
+        assert_eq!(
+            meta.record_checks(contacts, ds(25), &[failing(3)], 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            meta.record_checks(contacts, ds(25), &[failing(3)], 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            meta.record_checks(contacts, ds(26), &[failing(9)], 10)
+                .unwrap()
+                .is_empty()
+        );
         let occurrences: i64 = meta
             .conn
             .query_row("SELECT occurrences FROM dq_signature", [], |r| r.get(0))
@@ -409,7 +430,11 @@ mod tests {
             column: "contact_id".into(),
             ..failing(0)
         };
-        assert!(meta.record_checks(contacts, ds(27), &[other], 10).unwrap().is_empty());
+        assert!(
+            meta.record_checks(contacts, ds(27), &[other], 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -97,7 +97,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_omits_empty_fields() {
-        let mut m = TaskMetrics::new("validate", Some("contacts".into()), Some("2025-05-25".into()));
+        let mut m = TaskMetrics::new(
+            "validate",
+            Some("contacts".into()),
+            Some("2025-05-25".into()),
+        );
         m.status = "quarantined".into();
         m.add_failed("unique", 2);
         m.add_failed("unique", 3);

@@ -63,17 +63,31 @@ pub fn run(ctx: &mut Context, cmd: &RunCmd) -> Result<TaskMetrics> {
     print_summary(&dates, &done);
     let rejected = done.iter().filter(|m| m.status == "rejected").count();
     let mut metrics = TaskMetrics::new("run", None, Some(dates[0].to_string()));
-    metrics.status = if rejected == 0 { "completed" } else { "completed_with_rejections" }.into();
-    metrics.exit_code = if rejected == 0 { ExitCode::Success } else { ExitCode::DataRejected }.code();
+    metrics.status = if rejected == 0 {
+        "completed"
+    } else {
+        "completed_with_rejections"
+    }
+    .into();
+    metrics.exit_code = if rejected == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::DataRejected
+    }
+    .code();
     if rejected > 0 {
-        metrics.error = Some(format!("{rejected} file(s) rejected; see the quarantine area"));
+        metrics.error = Some(format!(
+            "{rejected} file(s) rejected; see the quarantine area"
+        ));
     }
     for m in done.iter().filter(|m| m.task == "validate") {
         metrics.rows_in += m.rows_in;
         metrics.rows_out += m.rows_out;
         metrics.invalid_rows += m.invalid_rows;
         metrics.has_failure_delta |= m.has_failure_delta;
-        metrics.new_signatures.extend(m.new_signatures.iter().cloned());
+        metrics
+            .new_signatures
+            .extend(m.new_signatures.iter().cloned());
         for (check, n) in &m.failed {
             metrics.add_failed(check, *n);
         }
@@ -84,7 +98,9 @@ pub fn run(ctx: &mut Context, cmd: &RunCmd) -> Result<TaskMetrics> {
         }
     }
     let last = dates[dates.len() - 1];
-    metrics.extra.insert("ds_to".into(), last.to_string().into());
+    metrics
+        .extra
+        .insert("ds_to".into(), last.to_string().into());
     let tasks: Vec<_> = done
         .iter()
         .map(|m| {
@@ -127,7 +143,9 @@ fn outcome(m: &TaskMetrics) -> String {
 fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
     let find = |task: &str, dataset: Dataset, ds: &str| {
         done.iter().find(|m| {
-            m.task == task && m.dataset.as_deref() == Some(dataset.name()) && m.ds.as_deref() == Some(ds)
+            m.task == task
+                && m.dataset.as_deref() == Some(dataset.name())
+                && m.ds.as_deref() == Some(ds)
         })
     };
     let mut out = std::io::stderr().lock();

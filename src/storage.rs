@@ -25,6 +25,8 @@ pub trait ObjectStore: Send + Sync {
     /// Writes the whole object atomically, replacing any previous one.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
+    /// Whether the object exists, without reading it.
+    fn exists(&self, key: &str) -> Result<bool>;
     /// Removes the object; `false` when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
     /// Where the object lives, for metrics and logs.
@@ -93,7 +95,9 @@ impl ObjectStore for LocalStore {
         fs::create_dir_all(dir).map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {
@@ -113,6 +117,12 @@ impl ObjectStore for LocalStore {
             bytes: bytes.len() as u64,
             md5: md5_hex(&bytes),
         }))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let path = self.path(key)?;
+        path.try_exists()
+            .map_err(|e| io_error(e, format!("checking {}", path.display())))
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
@@ -138,7 +148,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
         assert_eq!(store.get("a/b.txt").unwrap(), None);
+        assert!(!store.exists("a/b.txt").unwrap());
         store.put("a/b.txt", b"hello").unwrap();
+        assert!(store.exists("a/b.txt").unwrap());
         store.put("a/b.txt", b"hello world").unwrap();
         assert_eq!(store.get("a/b.txt").unwrap().unwrap(), b"hello world");
         let stat = store.stat("a/b.txt").unwrap().unwrap();

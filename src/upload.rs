@@ -60,7 +60,9 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
         }
         ctx.metadata
             .record_upload(&key, dataset, ds, zone.prefix(), &file, status)?;
-        metrics.outputs.insert(zone.prefix().into(), ctx.lake.url(&key));
+        metrics
+            .outputs
+            .insert(zone.prefix().into(), ctx.lake.url(&key));
         objects.push(json!({
             "zone": zone.prefix(),
             "key": key,
@@ -78,7 +80,12 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
         )));
     }
     metrics.rows_in = metrics.rows_out + metrics.invalid_rows;
-    metrics.status = if changed == 0 { "already_uploaded" } else { "uploaded" }.into();
+    metrics.status = if changed == 0 {
+        "already_uploaded"
+    } else {
+        "uploaded"
+    }
+    .into();
     metrics.extra.insert("objects".into(), objects.into());
     metrics.duration_ms = clock.elapsed().as_millis() as u64;
     Ok(metrics)

@@ -22,7 +22,14 @@ fn usage_errors_exit_2() {
         vec!["generate", "contacts", "--ds", "../x"],
         vec!["validate", "contacts", "--ds", "2025-05-25/../../etc"],
         vec!["generate", "contacts", "--ds", DS, "--scale-factor", "-1"],
-        vec!["validate", "contacts", "--ds", DS, "--max-invalid-ratio", "2"],
+        vec![
+            "validate",
+            "contacts",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "2",
+        ],
         vec!["run", "--from", "2025-05-25", "--to", "2025-05-20"],
         vec!["run"],
         vec!["frobnicate"],
@@ -56,10 +63,18 @@ fn bad_settings_are_configuration_errors() {
         .unwrap();
     let run = common::finish(run);
     assert_eq!(run.code, 78);
-    assert!(run.metrics["error"].as_str().unwrap().contains("PIPELINE_LAKE_URL"));
+    assert!(
+        run.metrics["error"]
+            .as_str()
+            .unwrap()
+            .contains("PIPELINE_LAKE_URL")
+    );
     let run = common::finish(
         p.command(&["generate", "forms", "--ds", DS])
-            .env("PIPELINE_METADATA_URL", "sqlite:///proc/no/such/dir/metadata.db")
+            .env(
+                "PIPELINE_METADATA_URL",
+                "sqlite:///proc/no/such/dir/metadata.db",
+            )
             .output()
             .unwrap(),
     );
@@ -79,7 +94,10 @@ fn rejected(p: &Pipeline, dataset: &str, ext: &str, bytes: &[u8], why: &str) {
     assert!(!error.contains('\n'));
     assert!(!p.slice_path(&p.landing(), "valid-data", dataset).exists());
     let quarantine = p.slice_path(&p.landing(), "quarantine-data", dataset);
-    assert!(parquet_rows(&quarantine) > 0, "{dataset}: rejected file quarantined");
+    assert!(
+        parquet_rows(&quarantine) > 0,
+        "{dataset}: rejected file quarantined"
+    );
 }
 
 #[test]
@@ -135,12 +153,25 @@ fn a_truncated_parquet_file_is_rejected() {
     p.generate_all();
     let path = p.raw_path("form_fills", "parquet");
     let bytes = std::fs::read(&path).unwrap();
-    rejected(&p, "form_fills", "parquet", &bytes[..bytes.len() / 2], "unreadable");
+    rejected(
+        &p,
+        "form_fills",
+        "parquet",
+        &bytes[..bytes.len() / 2],
+        "unreadable",
+    );
     // The quarantined blob keeps the original bytes.
     use polars::prelude::*;
-    let file = std::fs::File::open(p.slice_path(&p.landing(), "quarantine-data", "form_fills")).unwrap();
+    let file =
+        std::fs::File::open(p.slice_path(&p.landing(), "quarantine-data", "form_fills")).unwrap();
     let q = ParquetReader::new(file).finish().unwrap();
-    let content = q.column("content").unwrap().binary().unwrap().get(0).unwrap();
+    let content = q
+        .column("content")
+        .unwrap()
+        .binary()
+        .unwrap()
+        .get(0)
+        .unwrap();
     assert_eq!(content, &bytes[..bytes.len() / 2]);
 }
 
@@ -150,7 +181,8 @@ fn harmless_oddities_are_handled() {
     p.generate_all();
     // A byte-order mark, reordered columns and a few uncastable values:
     // the file is read, bad values quarantined row by row.
-    let reordered_header = CONTACTS_HEADER.replacen("contact_id,first_name", "first_name,contact_id", 1);
+    let reordered_header =
+        CONTACTS_HEADER.replacen("contact_id,first_name", "first_name,contact_id", 1);
     let reordered_row = CONTACT_ROW.replacen(
         "0b5c7f0e-8a43-4b2a-9d1e-0c6f3f5a8e21,Ada",
         "Ada,0b5c7f0e-8a43-4b2a-9d1e-0c6f3f5a8e21",
@@ -161,7 +193,18 @@ fn harmless_oddities_are_handled() {
         .replace("2025-05-25T10:00:00", "not a time");
     let csv = format!("\u{feff}{reordered_header}\n{reordered_row}\n{second}\n");
     std::fs::write(p.raw_path("contacts", "csv"), csv).unwrap();
-    let m = p.ok(&["validate", "contacts", "--ds", DS, "--max-invalid-ratio", "0.5", "--force"], 0);
+    let m = p.ok(
+        &[
+            "validate",
+            "contacts",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.5",
+            "--force",
+        ],
+        0,
+    );
     assert_eq!(m["rows_in"], 2);
     assert_eq!(m["rows_out"], 1);
     assert_eq!(m["failed"]["type_cast"], 1);

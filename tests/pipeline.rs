@@ -9,7 +9,11 @@ use serde_json::Value;
 
 fn counts(v: &Value) -> BTreeMap<String, u64> {
     v.as_object()
-        .map(|o| o.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -41,7 +45,10 @@ fn generation_is_deterministic_byte_for_byte() {
 fn scale_factor_sizes_the_facts_linearly() {
     let p = Pipeline::new();
     let rows = |d: &str, sf: &str| {
-        p.ok(&["generate", d, "--ds", DS, "--scale-factor", sf, "--force"], 0)["rows_out"]
+        p.ok(
+            &["generate", d, "--ds", DS, "--scale-factor", sf, "--force"],
+            0,
+        )["rows_out"]
             .as_u64()
             .unwrap()
     };
@@ -64,7 +71,10 @@ fn injected_defects_equal_detected_failures_and_every_row_is_accounted_for() {
     }
     assert!(injected_total > 0);
     for d in DATASETS {
-        let m = p.ok(&["validate", d, "--ds", DS, "--max-invalid-ratio", "0.2"], 0);
+        let m = p.ok(
+            &["validate", d, "--ds", DS, "--max-invalid-ratio", "0.2"],
+            0,
+        );
         assert_eq!(
             counts(&generated[d]["injected"]),
             counts(&m["failed"]),
@@ -74,11 +84,23 @@ fn injected_defects_equal_detected_failures_and_every_row_is_accounted_for() {
         assert_eq!(rows_in, generated[d]["rows_out"].as_u64().unwrap(), "{d}");
         let valid = parquet_rows(&p.slice_path(&p.landing(), "valid-data", d));
         let quarantine_path = p.slice_path(&p.landing(), "quarantine-data", d);
-        let quarantined = if quarantine_path.exists() { parquet_rows(&quarantine_path) } else { 0 };
-        assert_eq!(rows_in as usize, valid + quarantined, "{d}: rows_in = valid + quarantined");
+        let quarantined = if quarantine_path.exists() {
+            parquet_rows(&quarantine_path)
+        } else {
+            0
+        };
+        assert_eq!(
+            rows_in as usize,
+            valid + quarantined,
+            "{d}: rows_in = valid + quarantined"
+        );
         assert_eq!(m["rows_out"].as_u64().unwrap() as usize, valid);
         assert_eq!(m["invalid_rows"].as_u64().unwrap() as usize, quarantined);
-        let expected_status = if quarantined == 0 { "validated" } else { "quarantined" };
+        let expected_status = if quarantined == 0 {
+            "validated"
+        } else {
+            "quarantined"
+        };
         assert_eq!(m["status"], expected_status);
     }
 }
@@ -89,10 +111,18 @@ fn quarantined_rows_keep_their_values_and_name_their_checks() {
     let p = Pipeline::new();
     p.generate_all();
     p.ok(&["validate", "contacts", "--ds", DS], 0);
-    let file = std::fs::File::open(p.slice_path(&p.landing(), "quarantine-data", "contacts")).unwrap();
+    let file =
+        std::fs::File::open(p.slice_path(&p.landing(), "quarantine-data", "contacts")).unwrap();
     let q = ParquetReader::new(file).finish().unwrap();
     assert_eq!(q.width(), 12, "11 source columns and failed_checks");
-    let reasons: Vec<&str> = q.column("failed_checks").unwrap().str().unwrap().iter().flatten().collect();
+    let reasons: Vec<&str> = q
+        .column("failed_checks")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
     assert!(reasons.iter().all(|r| !r.is_empty()));
     assert!(reasons.contains(&"email_format:email"), "{reasons:?}");
     assert!(reasons.contains(&"not_null:contact_id"), "{reasons:?}");
@@ -104,14 +134,20 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
     let first = p.ok(&["run", "--ds", DS], 0);
     assert_eq!(first["status"], "completed");
     assert_eq!(first["tasks"].as_array().unwrap().len(), 18);
-    assert!(first["has_failure_delta"].as_bool().unwrap(), "defects are new on a fresh install");
+    assert!(
+        first["has_failure_delta"].as_bool().unwrap(),
+        "defects are new on a fresh install"
+    );
     for d in DATASETS {
         for zone in ["valid-data", "quarantine-data"] {
             let landing = p.slice_path(&p.landing(), zone, d);
             let lake = p.slice_path(&p.lake(), zone, d);
             assert_eq!(landing.exists(), lake.exists(), "{zone}/{d}");
             if landing.exists() {
-                assert_eq!(std::fs::read(landing).unwrap(), std::fs::read(lake).unwrap());
+                assert_eq!(
+                    std::fs::read(landing).unwrap(),
+                    std::fs::read(lake).unwrap()
+                );
             }
         }
         assert!(p.slice_path(&p.lake(), "valid-data", d).exists(), "{d}");
@@ -119,7 +155,11 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
 
     let before = (snapshot(&p.landing()), snapshot(&p.lake()));
     let second = p.ok(&["run", "--ds", DS], 0);
-    assert_eq!(before, (snapshot(&p.landing()), snapshot(&p.lake())), "nothing rewritten");
+    assert_eq!(
+        before,
+        (snapshot(&p.landing()), snapshot(&p.lake())),
+        "nothing rewritten"
+    );
     assert_eq!(second["has_failure_delta"], false);
     assert!(second["new_signatures"].is_null());
     for task in second["tasks"].as_array().unwrap() {
@@ -128,14 +168,23 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
             _ => assert_eq!(task["reused"], true, "{task}"),
         }
     }
-    let sums = |m: &Value| (m["rows_in"].clone(), m["rows_out"].clone(), m["invalid_rows"].clone());
+    let sums = |m: &Value| {
+        (
+            m["rows_in"].clone(),
+            m["rows_out"].clone(),
+            m["invalid_rows"].clone(),
+        )
+    };
     assert_eq!(sums(&first), sums(&second));
 
     let conn = rusqlite::Connection::open(p.metadata_db()).unwrap();
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT count(*) FROM stage_log"), 12);
     assert!(count("SELECT count(*) FROM file_metadata") >= 6);
-    assert_eq!(count("SELECT count(*) FROM dq_signature WHERE occurrences <> 1"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM dq_signature WHERE occurrences <> 1"),
+        0
+    );
 }
 
 #[test]
@@ -144,10 +193,17 @@ fn a_known_failure_pattern_does_not_alert_again_on_another_day() {
     let first = p.ok(&["run", "--ds", "2025-05-24"], 0);
     assert!(first["has_failure_delta"].as_bool().unwrap());
     let next = p.ok(&["run", "--ds", "2025-05-25"], 0);
-    assert_eq!(next["has_failure_delta"], false, "same patterns, other counts and dates");
+    assert_eq!(
+        next["has_failure_delta"], false,
+        "same patterns, other counts and dates"
+    );
     let conn = rusqlite::Connection::open(p.metadata_db()).unwrap();
     let twice: i64 = conn
-        .query_row("SELECT count(*) FROM dq_signature WHERE occurrences = 2", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM dq_signature WHERE occurrences = 2",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(twice > 0);
 }
@@ -155,7 +211,18 @@ fn a_known_failure_pattern_does_not_alert_again_on_another_day() {
 #[test]
 fn a_backfill_runs_every_day_in_the_range() {
     let p = Pipeline::new();
-    let m = p.ok(&["run", "--from", "2025-05-23", "--to", "2025-05-25", "--defect-rate", "0"], 0);
+    let m = p.ok(
+        &[
+            "run",
+            "--from",
+            "2025-05-23",
+            "--to",
+            "2025-05-25",
+            "--defect-rate",
+            "0",
+        ],
+        0,
+    );
     assert_eq!(m["tasks"].as_array().unwrap().len(), 54);
     assert_eq!(m["invalid_rows"], 0);
     assert_eq!(m["ds_to"], "2025-05-25");
@@ -175,11 +242,17 @@ fn six_validates_in_parallel_share_one_sqlite_file() {
     }
     let conn = rusqlite::Connection::open(p.metadata_db()).unwrap();
     let datasets: i64 = conn
-        .query_row("SELECT count(DISTINCT dataset) FROM dq_checks", [], |r| r.get(0))
+        .query_row("SELECT count(DISTINCT dataset) FROM dq_checks", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(datasets, 6);
     let stages: i64 = conn
-        .query_row("SELECT count(*) FROM stage_log WHERE stage = 'validate'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM stage_log WHERE stage = 'validate'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(stages, 6);
 }
@@ -188,16 +261,53 @@ fn six_validates_in_parallel_share_one_sqlite_file() {
 fn too_many_invalid_rows_reject_the_file_and_quarantine_all_of_it() {
     let p = Pipeline::new();
     p.generate_all();
-    p.ok(&["generate", "contacts", "--ds", DS, "--defect-rate", "0.3", "--force"], 0);
-    let m = p.ok(&["validate", "contacts", "--ds", DS, "--max-invalid-ratio", "0.1"], 65);
+    p.ok(
+        &[
+            "generate",
+            "contacts",
+            "--ds",
+            DS,
+            "--defect-rate",
+            "0.3",
+            "--force",
+        ],
+        0,
+    );
+    let m = p.ok(
+        &[
+            "validate",
+            "contacts",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.1",
+        ],
+        65,
+    );
     assert_eq!(m["status"], "rejected");
     assert_eq!(m["rows_out"], 0);
     assert_eq!(m["invalid_rows"], m["rows_in"]);
-    assert!(!p.slice_path(&p.landing(), "valid-data", "contacts").exists());
+    assert!(
+        !p.slice_path(&p.landing(), "valid-data", "contacts")
+            .exists()
+    );
     let quarantine = p.slice_path(&p.landing(), "quarantine-data", "contacts");
-    assert_eq!(parquet_rows(&quarantine) as u64, m["rows_in"].as_u64().unwrap());
+    assert_eq!(
+        parquet_rows(&quarantine) as u64,
+        m["rows_in"].as_u64().unwrap()
+    );
     // The same file and tolerance give the same verdict without redoing work.
-    let again = p.ok(&["validate", "contacts", "--ds", DS, "--max-invalid-ratio", "0.1"], 65);
+    let again = p.ok(
+        &[
+            "validate",
+            "contacts",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.1",
+        ],
+        65,
+    );
     assert_eq!(again["reused"], true);
 }
 

@@ -2,21 +2,16 @@
 
 pub mod synth;
 
-use std::time::Instant;
-
 use anyhow::Result;
 use chrono::NaiveDate;
 use tracing::info;
 
 use crate::catalog::Dataset;
 use crate::cli::GenerateOptions;
-use crate::context::{Context, now};
+use crate::context::{Context, Stage};
 use crate::formats;
-use crate::metadata::StageRecord;
 use crate::metrics::TaskMetrics;
 use synth::GenParams;
-
-const STAGE: &str = "generate";
 
 pub fn run(
     ctx: &Context,
@@ -25,8 +20,6 @@ pub fn run(
     options: &GenerateOptions,
     force: bool,
 ) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let started_at = now();
     let params = GenParams {
         seed: options.seed,
         ds,
@@ -38,17 +31,14 @@ pub fn run(
         "seed={} scale_factor={} defect_rate={} generator=1",
         params.seed, params.scale_factor, params.defect_rate
     );
+    let stage = Stage::start("generate", dataset, ds, fingerprint);
     let key = dataset.raw_key(ds);
 
     if !force
-        && let Some(done) = ctx.metadata.stage(dataset.name(), ds, STAGE)?
-        && done.fingerprint == fingerprint
-        && ctx.landing.stat(&key)?.is_some()
+        && let Some(metrics) = stage.reusable(ctx)?
+        && ctx.landing.exists(&key)?
     {
         info!(%dataset, %ds, "already generated with these parameters; skipping");
-        let mut metrics: TaskMetrics = serde_json::from_value(done.metrics)?;
-        metrics.reused = true;
-        metrics.duration_ms = clock.elapsed().as_millis() as u64;
         return Ok(metrics);
     }
 
@@ -57,24 +47,13 @@ pub fn run(
     let bytes = formats::write(&mut frame, dataset.format())?;
     ctx.landing.put(&key, &bytes)?;
 
-    let mut metrics = TaskMetrics::new(STAGE, Some(dataset.to_string()), Some(ds.to_string()));
+    let mut metrics = stage.metrics();
     metrics.status = "generated".into();
     metrics.rows_out = frame.height() as u64;
     metrics.injected = generated.injected;
     metrics.outputs.insert("raw".into(), ctx.landing.url(&key));
     metrics.extra.insert("bytes".into(), bytes.len().into());
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
-    ctx.metadata.record_stage(
-        dataset.name(),
-        ds,
-        STAGE,
-        &StageRecord {
-            fingerprint,
-            status: metrics.status.clone(),
-            metrics: serde_json::to_value(&metrics)?,
-        },
-        &started_at,
-    )?;
+    stage.complete(ctx, &mut metrics)?;
     info!(%dataset, %ds, rows = metrics.rows_out, bytes = bytes.len(), "generated");
     Ok(metrics)
 }

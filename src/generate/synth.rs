@@ -87,7 +87,13 @@ impl Defect {
     fn applicable(dataset: Dataset) -> &'static [Defect] {
         use Defect::*;
         match dataset {
-            Dataset::Contacts => &[NullKey, DuplicateKey, MalformedUuid, MalformedEmail, WrongDate],
+            Dataset::Contacts => &[
+                NullKey,
+                DuplicateKey,
+                MalformedUuid,
+                MalformedEmail,
+                WrongDate,
+            ],
             Dataset::FormFills | Dataset::WebsiteActivity => &[
                 NullKey,
                 DuplicateKey,
@@ -120,7 +126,10 @@ impl DefectPlan {
             return Self { by_row, injected };
         }
         let mut rng = params.rng(dataset, DEFECTS);
-        for (n, i) in index::sample(&mut rng, rows - 1, count).into_iter().enumerate() {
+        for (n, i) in index::sample(&mut rng, rows - 1, count)
+            .into_iter()
+            .enumerate()
+        {
             let defect = kinds[n % kinds.len()];
             by_row[i + 1] = Some(defect);
             *injected.entry(defect.check().to_string()).or_insert(0) += 1;
@@ -134,7 +143,10 @@ impl DefectPlan {
 
     /// The nearest clean row before `row`, whose key a duplicate copies.
     fn clean_before(&self, row: usize) -> usize {
-        (0..row).rev().find(|&j| self.by_row[j].is_none()).unwrap_or(0)
+        (0..row)
+            .rev()
+            .find(|&j| self.by_row[j].is_none())
+            .unwrap_or(0)
     }
 }
 
@@ -397,7 +409,11 @@ fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
             }
         }
         let _ = write!(buf, "{}", rng.random_range(1..1000u32));
-        let separator = if defect == Some(Defect::MalformedEmail) { '.' } else { '@' };
+        let separator = if defect == Some(Defect::MalformedEmail) {
+            '.'
+        } else {
+            '@'
+        };
         buf.push(separator);
         buf.push_str(pick(&mut rng, DOMAINS));
         email.append_value(buf.as_str());
@@ -643,7 +659,12 @@ mod tests {
     fn columns_follow_the_catalogue() {
         for d in Dataset::ALL {
             let g = generate(d, &params(0.05)).unwrap();
-            let names: Vec<&str> = g.frame.get_column_names().iter().map(|n| n.as_str()).collect();
+            let names: Vec<&str> = g
+                .frame
+                .get_column_names()
+                .iter()
+                .map(|n| n.as_str())
+                .collect();
             let expected: Vec<&str> = d.columns().iter().map(|c| c.name).collect();
             assert_eq!(names, expected, "{d}");
             assert_eq!(g.frame.height(), params(0.05).rows(d), "{d}");
@@ -668,8 +689,18 @@ mod tests {
         let g = generate(Dataset::FormFills, &params(0.06)).unwrap();
         let total: u64 = g.injected.values().sum();
         assert_eq!(total, (2_000.0 * 0.06f64).floor() as u64);
-        assert_eq!(g.injected.len(), 6, "every defect kind injected: {:?}", g.injected);
-        assert!(generate(Dataset::FormFills, &params(0.0)).unwrap().injected.is_empty());
+        assert_eq!(
+            g.injected.len(),
+            6,
+            "every defect kind injected: {:?}",
+            g.injected
+        );
+        assert!(
+            generate(Dataset::FormFills, &params(0.0))
+                .unwrap()
+                .injected
+                .is_empty()
+        );
     }
 
     #[test]
@@ -684,7 +715,9 @@ mod tests {
 
     #[test]
     fn bounce_is_true_exactly_for_single_page_sessions() {
-        let f = generate(Dataset::WebsiteActivity, &params(0.0)).unwrap().frame;
+        let f = generate(Dataset::WebsiteActivity, &params(0.0))
+            .unwrap()
+            .frame;
         let viewed = f.column("pages_viewed").unwrap().i64().unwrap();
         let bounce = f.column("bounce").unwrap().bool().unwrap();
         let ok = viewed

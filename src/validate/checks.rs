@@ -10,7 +10,8 @@ use polars::prelude::*;
 use crate::catalog::{Column as Spec, ColumnType, Dataset, Rule};
 use crate::metadata::CheckResult;
 
-pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$";
+pub const EMAIL_PATTERN: &str =
+    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$";
 pub const UUID_PATTERN: &str =
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
@@ -129,11 +130,7 @@ pub fn data_type(ty: ColumnType) -> DataType {
 
 /// Every check for a dataset, over raw columns and their `typed` copies.
 /// `references` holds the raw keys of each referenced dataset.
-pub fn plan(
-    dataset: Dataset,
-    ds: NaiveDate,
-    references: &HashMap<Dataset, Series>,
-) -> Vec<Check> {
+pub fn plan(dataset: Dataset, ds: NaiveDate, references: &HashMap<Dataset, Series>) -> Vec<Check> {
     let mut checks = Vec::new();
     for spec in dataset.columns() {
         let raw = col(spec.name);
@@ -190,12 +187,13 @@ pub fn plan(
                     if let Some(max) = max {
                         ok = ok.and(value.clone().cast(DataType::Float64).lt_eq(lit(max)));
                     }
-                    let bound = |b: Option<f64>| b.map_or("open".to_string(), |b| b.to_string());
-                    (
-                        "range",
-                        format!("between {} and {}", bound(min), bound(max)),
-                        ok,
-                    )
+                    let rule = match (min, max) {
+                        (Some(min), Some(max)) => format!("between {min} and {max}"),
+                        (Some(min), None) => format!(">= {min}"),
+                        (None, Some(max)) => format!("<= {max}"),
+                        (None, None) => "any".into(),
+                    };
+                    ("range", rule, ok)
                 }
                 Rule::AcceptedValues(values) => (
                     "accepted_values",
@@ -235,7 +233,11 @@ mod tests {
     }
 
     /// Runs every check of `dataset` on `raw` and returns failures by label.
-    fn failures(dataset: Dataset, raw: DataFrame, refs: &HashMap<Dataset, Series>) -> HashMap<String, u32> {
+    fn failures(
+        dataset: Dataset,
+        raw: DataFrame,
+        refs: &HashMap<Dataset, Series>,
+    ) -> HashMap<String, u32> {
         let schema = raw.schema().clone();
         let typed_cols: Vec<Expr> = dataset
             .columns()
@@ -248,7 +250,12 @@ mod tests {
             .enumerate()
             .map(|(i, c)| c.fails.clone().cast(DataType::UInt32).sum().alias(flag(i)))
             .collect();
-        let out = raw.lazy().with_columns(typed_cols).select(flags).collect().unwrap();
+        let out = raw
+            .lazy()
+            .with_columns(typed_cols)
+            .select(flags)
+            .collect()
+            .unwrap();
         checks
             .iter()
             .enumerate()
@@ -259,28 +266,27 @@ mod tests {
             .collect()
     }
 
-    fn text(names: &[(&str, Vec<Option<&str>>)]) -> DataFrame {
-        let cols = names
+    /// A raw all-text frame of `dataset` with one row per array.
+    fn frame<const N: usize>(dataset: Dataset, rows: Vec<[Option<&str>; N]>) -> DataFrame {
+        let cols = dataset
+            .columns()
             .iter()
-            .map(|(n, v)| Column::new((*n).into(), v.clone()))
+            .enumerate()
+            .map(|(i, c)| Column::new(c.name.into(), rows.iter().map(|r| r[i]).collect::<Vec<_>>()))
             .collect();
-        DataFrame::new(names[0].1.len(), cols).unwrap()
+        DataFrame::new(rows.len(), cols).unwrap()
     }
 
     const GOOD_UUID: &str = "0b5c7f0e-8a43-4b2a-9d1e-0c6f3f5a8e21";
     const OTHER_UUID: &str = "7d1e2a4b-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
 
-    fn contacts(rows: Vec<[Option<&str>; 11]>) -> DataFrame {
-        let names: Vec<(&str, Vec<Option<&str>>)> = Dataset::Contacts
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name, rows.iter().map(|r| r[i]).collect()))
-            .collect();
-        text(&names)
-    }
-
-    fn contact<'a>(id: Option<&'a str>, email: &'a str, lead: &'a str, opted: &'a str, signup: &'a str) -> [Option<&'a str>; 11] {
+    fn contact<'a>(
+        id: Option<&'a str>,
+        email: &'a str,
+        lead: &'a str,
+        opted: &'a str,
+        signup: &'a str,
+    ) -> [Option<&'a str>; 11] {
         [
             id,
             Some("Ada"),
@@ -298,26 +304,98 @@ mod tests {
 
     #[test]
     fn clean_contacts_pass_every_check() {
-        let raw = contacts(vec![
-            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(Some(OTHER_UUID), "b.c+x@mail.example.org", "webinar", "0", "2025-05-25 23:59:59"),
-        ]);
+        let raw = frame(
+            Dataset::Contacts,
+            vec![
+                contact(
+                    Some(GOOD_UUID),
+                    "ada@example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some(OTHER_UUID),
+                    "b.c+x@mail.example.org",
+                    "webinar",
+                    "0",
+                    "2025-05-25 23:59:59",
+                ),
+            ],
+        );
         assert!(failures(Dataset::Contacts, raw, &HashMap::new()).is_empty());
     }
 
     #[test]
     fn each_contact_defect_fails_exactly_its_check() {
-        let raw = contacts(vec![
-            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(None, "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(Some(GOOD_UUID), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(Some("tmp-12345678"), "ada@example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(Some(OTHER_UUID), "ada.example.com", "email", "true", "2025-05-25T10:00:00"),
-            contact(Some("11111111-2222-4333-8444-555555555555"), "a@b.co", "email", "true", "2025-05-20T10:00:00"),
-            contact(Some("21111111-2222-4333-8444-555555555555"), "a@b.co", "fax", "true", "2025-05-25T10:00:00"),
-            contact(Some("31111111-2222-4333-8444-555555555555"), "a@b.co", "email", "maybe", "2025-05-25T10:00:00"),
-            contact(Some("41111111-2222-4333-8444-555555555555"), "a@b.co", "email", "no", "yesterday"),
-        ]);
+        let raw = frame(
+            Dataset::Contacts,
+            vec![
+                contact(
+                    Some(GOOD_UUID),
+                    "ada@example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    None,
+                    "ada@example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some(GOOD_UUID),
+                    "ada@example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some("tmp-12345678"),
+                    "ada@example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some(OTHER_UUID),
+                    "ada.example.com",
+                    "email",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some("11111111-2222-4333-8444-555555555555"),
+                    "a@b.co",
+                    "email",
+                    "true",
+                    "2025-05-20T10:00:00",
+                ),
+                contact(
+                    Some("21111111-2222-4333-8444-555555555555"),
+                    "a@b.co",
+                    "fax",
+                    "true",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some("31111111-2222-4333-8444-555555555555"),
+                    "a@b.co",
+                    "email",
+                    "maybe",
+                    "2025-05-25T10:00:00",
+                ),
+                contact(
+                    Some("41111111-2222-4333-8444-555555555555"),
+                    "a@b.co",
+                    "email",
+                    "no",
+                    "yesterday",
+                ),
+            ],
+        );
         let got = failures(Dataset::Contacts, raw, &HashMap::new());
         let expected: HashMap<String, u32> = [
             ("not_null:contact_id", 1),
@@ -335,17 +413,14 @@ mod tests {
         assert_eq!(got, expected);
     }
 
-    fn activity(rows: Vec<[Option<&str>; 12]>) -> DataFrame {
-        let names: Vec<(&str, Vec<Option<&str>>)> = Dataset::WebsiteActivity
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name, rows.iter().map(|r| r[i]).collect()))
-            .collect();
-        text(&names)
-    }
-
-    fn session<'a>(id: &'a str, contact: Option<&'a str>, page: &'a str, duration: &'a str, viewed: &'a str, bounce: &'a str) -> [Option<&'a str>; 12] {
+    fn session<'a>(
+        id: &'a str,
+        contact: Option<&'a str>,
+        page: &'a str,
+        duration: &'a str,
+        viewed: &'a str,
+        bounce: &'a str,
+    ) -> [Option<&'a str>; 12] {
         [
             Some(id),
             contact,
@@ -371,15 +446,20 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let ids: Vec<String> = (0..6).map(|i| format!("{i}1111111-2222-4333-8444-555555555555")).collect();
-        let raw = activity(vec![
-            session(&ids[0], Some(GOOD_UUID), "page_001", "12.5", "1", "true"),
-            session(&ids[1], None, "page_001", "30", "3", "false"),
-            session(&ids[2], Some(OTHER_UUID), "page_001", "30", "3", "false"),
-            session(&ids[3], None, "page_404", "30", "3", "false"),
-            session(&ids[4], None, "page_001", "-1", "0", "false"),
-            session(&ids[5], None, "page_001", "5", "2", "true"),
-        ]);
+        let ids: Vec<String> = (0..6)
+            .map(|i| format!("{i}1111111-2222-4333-8444-555555555555"))
+            .collect();
+        let raw = frame(
+            Dataset::WebsiteActivity,
+            vec![
+                session(&ids[0], Some(GOOD_UUID), "page_001", "12.5", "1", "true"),
+                session(&ids[1], None, "page_001", "30", "3", "false"),
+                session(&ids[2], Some(OTHER_UUID), "page_001", "30", "3", "false"),
+                session(&ids[3], None, "page_404", "30", "3", "false"),
+                session(&ids[4], None, "page_001", "-1", "0", "false"),
+                session(&ids[5], None, "page_001", "5", "2", "true"),
+            ],
+        );
         let got = failures(Dataset::WebsiteActivity, raw, &refs);
         let expected: HashMap<String, u32> = [
             ("foreign_key:contact_id", 1),
@@ -403,7 +483,13 @@ mod tests {
             .select([cast_to_type(spec, &DataType::Float64)])
             .collect()
             .unwrap();
-        let v: Vec<Option<i64>> = out.column("pages_viewed").unwrap().i64().unwrap().iter().collect();
+        let v: Vec<Option<i64>> = out
+            .column("pages_viewed")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .collect();
         assert_eq!(v, vec![Some(2), None]);
     }
 }

@@ -8,7 +8,6 @@
 pub mod checks;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -18,15 +17,14 @@ use tracing::{info, warn};
 
 use crate::catalog::{Dataset, Zone};
 use crate::cli::ValidateOptions;
-use crate::context::{Context, now};
+use crate::context::{Context, Stage};
 use crate::exit::{self, ExitCode};
 use crate::formats;
-use crate::metadata::{CheckResult, StageRecord};
+use crate::metadata::CheckResult;
 use crate::metrics::TaskMetrics;
 use crate::storage::md5_hex;
 use checks::{Check, flag, typed};
 
-const STAGE: &str = "validate";
 /// Bump when checks change, so files validated by older rules are redone.
 const RULES_VERSION: u32 = 1;
 const INVALID: &str = "__invalid";
@@ -61,8 +59,6 @@ pub fn run(
     options: &ValidateOptions,
     force: bool,
 ) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let started_at = now();
     let raw_key = dataset.raw_key(ds);
     let raw = ctx.landing.get(&raw_key)?.ok_or_else(|| {
         exit::nothing_to_do(format!("no raw file at {}", ctx.landing.url(&raw_key)))
@@ -72,20 +68,13 @@ pub fn run(
         md5_hex(&raw),
         options.max_invalid_ratio
     );
-    if !force
-        && let Some(done) = ctx.metadata.stage(dataset.name(), ds, STAGE)?
-        && done.fingerprint == fingerprint
-    {
+    let stage = Stage::start("validate", dataset, ds, fingerprint);
+    if !force && let Some(metrics) = stage.reusable(ctx)? {
         info!(%dataset, %ds, "this exact file was validated already; reusing the result");
-        let mut metrics: TaskMetrics = serde_json::from_value(done.metrics)?;
-        metrics.reused = true;
-        metrics.has_failure_delta = false;
-        metrics.new_signatures.clear();
-        metrics.duration_ms = clock.elapsed().as_millis() as u64;
         return Ok(metrics);
     }
 
-    let mut metrics = TaskMetrics::new(STAGE, Some(dataset.to_string()), Some(ds.to_string()));
+    let mut metrics = stage.metrics();
     let valid_key = dataset.object_key(Zone::Valid, ds);
     let quarantine_key = dataset.object_key(Zone::Quarantine, ds);
 
@@ -112,7 +101,9 @@ pub fn run(
                 metrics.add_failed(r.check, r.failed_rows);
             }
             metrics.failed.retain(|_, n| *n > 0);
-            metrics.extra.insert("failures".into(), split.failures.into());
+            metrics
+                .extra
+                .insert("failures".into(), split.failures.into());
             if split.valid.is_none() {
                 metrics.status = "rejected".into();
                 metrics.exit_code = ExitCode::DataRejected.code();
@@ -121,10 +112,19 @@ pub fn run(
                     split.failing, split.rows_in, options.max_invalid_ratio
                 ));
             } else {
-                metrics.status = if quarantined == 0 { "validated" } else { "quarantined" }.into();
+                metrics.status = if quarantined == 0 {
+                    "validated"
+                } else {
+                    "quarantined"
+                }
+                .into();
             }
             publish(ctx, &valid_key, split.valid.as_mut())?;
-            publish(ctx, &quarantine_key, (quarantined > 0).then_some(&mut split.quarantine))?;
+            publish(
+                ctx,
+                &quarantine_key,
+                (quarantined > 0).then_some(&mut split.quarantine),
+            )?;
             split.results
         }
         Err(rejection) => {
@@ -154,24 +154,12 @@ pub fn run(
         .record_checks(dataset, ds, &results, metrics.rows_in)?;
     metrics.has_failure_delta = !new_signatures.is_empty();
     metrics.new_signatures = new_signatures;
-    if ctx.landing.stat(&valid_key)?.is_some() {
-        metrics.outputs.insert("valid".into(), ctx.landing.url(&valid_key));
+    for (name, key) in [("valid", &valid_key), ("quarantine", &quarantine_key)] {
+        if ctx.landing.exists(key)? {
+            metrics.outputs.insert(name.into(), ctx.landing.url(key));
+        }
     }
-    if ctx.landing.stat(&quarantine_key)?.is_some() {
-        metrics.outputs.insert("quarantine".into(), ctx.landing.url(&quarantine_key));
-    }
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
-    ctx.metadata.record_stage(
-        dataset.name(),
-        ds,
-        STAGE,
-        &StageRecord {
-            fingerprint,
-            status: metrics.status.clone(),
-            metrics: serde_json::to_value(&metrics)?,
-        },
-        &started_at,
-    )?;
+    stage.complete(ctx, &mut metrics)?;
     info!(
         %dataset, %ds, status = %metrics.status, rows_in = metrics.rows_in,
         valid = metrics.rows_out, invalid = metrics.invalid_rows,
@@ -268,7 +256,10 @@ fn split(
                     check: "schema",
                     column: check.column.to_string(),
                     rule: "castable columns",
-                    reason: format!("column {} has no value castable to {}", check.column, check.rule),
+                    reason: format!(
+                        "column {} has no value castable to {}",
+                        check.column, check.rule
+                    ),
                 });
             }
         }
@@ -320,7 +311,11 @@ fn split(
             )
             .collect()
             .map_err(internal)?;
-        let bad = work.lazy().filter(col(INVALID)).collect().map_err(internal)?;
+        let bad = work
+            .lazy()
+            .filter(col(INVALID))
+            .collect()
+            .map_err(internal)?;
         (Some(valid), to_reason(bad, None).map_err(internal)?)
     };
     Ok(Split {
@@ -392,7 +387,11 @@ fn check_columns(dataset: Dataset, raw: &DataFrame) -> std::result::Result<(), R
     }
     missing.sort_unstable();
     extra.sort_unstable();
-    let column = format!("missing=[{}] extra=[{}]", missing.join(","), extra.join(","));
+    let column = format!(
+        "missing=[{}] extra=[{}]",
+        missing.join(","),
+        extra.join(",")
+    );
     Err(Rejection {
         check: "schema",
         reason: format!("columns do not match the catalogue: {column}"),
@@ -400,4 +399,3 @@ fn check_columns(dataset: Dataset, raw: &DataFrame) -> std::result::Result<(), R
         rule: "exact columns",
     })
 }
-

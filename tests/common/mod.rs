@@ -50,9 +50,18 @@ impl Pipeline {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketing-pipeline"));
         cmd.args(args)
-            .env("PIPELINE_LANDING_URL", format!("file://{}", self.landing().display()))
-            .env("PIPELINE_LAKE_URL", format!("file://{}", self.lake().display()))
-            .env("PIPELINE_METADATA_URL", format!("sqlite://{}", self.metadata_db().display()))
+            .env(
+                "PIPELINE_LANDING_URL",
+                format!("file://{}", self.landing().display()),
+            )
+            .env(
+                "PIPELINE_LAKE_URL",
+                format!("file://{}", self.lake().display()),
+            )
+            .env(
+                "PIPELINE_METADATA_URL",
+                format!("sqlite://{}", self.metadata_db().display()),
+            )
             .env("SCALE_FACTOR", "0.02")
             .env("PIPELINE_DEFECT_RATE", "0.03")
             .env_remove("PIPELINE_XCOM_FILE")
@@ -68,7 +77,11 @@ impl Pipeline {
     /// Runs and asserts the exit code.
     pub fn ok(&self, args: &[&str], code: i32) -> Value {
         let run = self.run(args);
-        assert_eq!(run.code, code, "{args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code, code,
+            "{args:?}\nstdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        );
         run.metrics
     }
 
