@@ -1,7 +1,4 @@
-//! Object storage behind one small interface, addressed by URL.
-//!
-//! Keys are `/`-separated relative paths (see `catalog::Dataset::object_key`).
-//! Writes are atomic: a reader sees the old object or the whole new one.
+//! `file://` URLs: a directory on the local filesystem.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -9,43 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::{ObjectStat, ObjectStore, md5_hex};
 use crate::exit;
-
-/// What is known about a stored object without reading it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectStat {
-    pub bytes: u64,
-    /// Hex MD5 of the content.
-    pub md5: String,
-}
-
-pub trait ObjectStore: Send + Sync {
-    /// The object's bytes, or `None` when it does not exist.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Writes the whole object atomically, replacing any previous one.
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
-    fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
-    /// Whether the object exists, without reading it.
-    fn exists(&self, key: &str) -> Result<bool>;
-    /// Removes the object; `false` when there was none.
-    fn delete(&self, key: &str) -> Result<bool>;
-    /// Where the object lives, for metrics and logs.
-    fn url(&self, key: &str) -> String;
-}
-
-pub fn md5_hex(bytes: &[u8]) -> String {
-    format!("{:x}", md5::compute(bytes))
-}
-
-/// Opens the store a URL names; `setting` names the setting in errors.
-pub fn open(url: &str, setting: &str) -> Result<Box<dyn ObjectStore>> {
-    match url.split_once("://") {
-        Some(("file", path)) if !path.is_empty() => Ok(Box::new(LocalStore::new(path))),
-        _ => Err(exit::config(format!(
-            "{setting}: unsupported storage URL {url:?} (expected file://PATH)"
-        ))),
-    }
-}
 
 /// A directory on the local filesystem (`file://` URLs).
 pub struct LocalStore {
@@ -167,12 +129,5 @@ mod tests {
         let store = LocalStore::new("/tmp/x");
         assert!(store.get("../etc/passwd").is_err());
         assert!(store.put("/abs", b"").is_err());
-    }
-
-    #[test]
-    fn unsupported_urls_are_config_errors() {
-        let err = open("ftp://host/x", "PIPELINE_LAKE_URL").err().unwrap();
-        assert_eq!(exit::code_of(&err), exit::ExitCode::Config);
-        assert!(err.to_string().contains("PIPELINE_LAKE_URL"));
     }
 }

@@ -1,0 +1,63 @@
+//! Object storage behind one small interface, addressed by URL.
+//!
+//! Keys are `/`-separated relative paths (see `catalog::Dataset::object_key`).
+//! Writes are atomic: a reader sees the old object or the whole new one.
+
+mod local;
+mod s3;
+
+use anyhow::Result;
+
+use crate::exit;
+pub use local::LocalStore;
+
+/// What is known about a stored object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStat {
+    pub bytes: u64,
+    /// Hex MD5 of the content.
+    pub md5: String,
+}
+
+pub trait ObjectStore: Send + Sync {
+    /// The object's bytes, or `None` when it does not exist.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes the whole object atomically, replacing any previous one.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
+    /// Whether the object exists, without reading it.
+    fn exists(&self, key: &str) -> Result<bool>;
+    /// Removes the object; `false` when there was none.
+    fn delete(&self, key: &str) -> Result<bool>;
+    /// Where the object lives, for metrics and logs.
+    fn url(&self, key: &str) -> String;
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", md5::compute(bytes))
+}
+
+/// Opens the store a URL names; `setting` names the setting in errors.
+pub fn open(url: &str, setting: &'static str) -> Result<Box<dyn ObjectStore>> {
+    match url.split_once("://") {
+        Some(("file", path)) if !path.is_empty() => Ok(Box::new(LocalStore::new(path))),
+        Some(("s3", location)) => Ok(Box::new(s3::S3Store::open(location, setting)?)),
+        _ => Err(exit::config(format!(
+            "{setting}: unsupported storage URL {url:?} (expected file://PATH or s3://BUCKET[/PREFIX])"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_urls_are_config_errors() {
+        for url in ["ftp://host/x", "file://", "s3://", "s3:///prefix", "lake"] {
+            let err = open(url, "PIPELINE_LAKE_URL").err().unwrap();
+            assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{url}");
+            assert!(err.to_string().contains("PIPELINE_LAKE_URL"), "{url}");
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `s3://BUCKET[/PREFIX]` URLs through aws-sdk-s3: AWS S3, MinIO, GCS's S3
+//! API or any S3-compatible server.
+//!
+//! Credentials, region and endpoint come from the standard AWS chain
+//! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, web identity on
+//! EKS, `AWS_REGION`, `AWS_ENDPOINT_URL`). A custom endpoint switches to
+//! path-style addressing, which MinIO and most S3-compatible servers need.
+//!
+//! Objects up to `PIPELINE_S3_MULTIPART_THRESHOLD_MB` (default 16) go up in
+//! one PUT; larger ones in parallel multipart parts, aborted on any failure,
+//! so the object appears whole or not at all. Each object carries its hex
+//! MD5 as `x-amz-meta-content-md5`, which `stat` reads back with one HEAD.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{ObjectStat, ObjectStore};
+use crate::exit;
+
+/// User metadata key holding the content's hex MD5.
+const MD5_METADATA: &str = "content-md5";
+const MIB: usize = 1024 * 1024;
+
+/// Tuning, from the environment so operators can adjust it per deployment.
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    multipart_threshold: usize,
+    part_size: usize,
+    parallel_parts: usize,
+    max_attempts: u32,
+}
+
+impl Tuning {
+    fn from_env(setting: &str) -> Result<Self> {
+        let read = |name: &str, default: usize| -> Result<usize> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        exit::config(format!(
+                            "{name}: {v:?} is not a positive whole number ({setting})"
+                        ))
+                    }),
+                Err(_) => Ok(default),
+            }
+        };
+        let part_size = read("PIPELINE_S3_PART_SIZE_MB", 16)?.max(5) * MIB;
+        Ok(Self {
+            multipart_threshold: read("PIPELINE_S3_MULTIPART_THRESHOLD_MB", 16)? * MIB,
+            part_size,
+            parallel_parts: read("PIPELINE_S3_PARALLEL_PARTS", 8)?,
+            max_attempts: read("PIPELINE_S3_MAX_ATTEMPTS", 4)? as u32,
+        })
+    }
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime (threads and timers) can be created")
+    })
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    /// The setting the URL came from, named in errors.
+    setting: &'static str,
+    tuning: Tuning,
+}
+
+impl S3Store {
+    /// Opens `BUCKET[/PREFIX]` (the part after `s3://`).
+    pub fn open(location: &str, setting: &'static str) -> Result<Self> {
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid_bucket {
+            return Err(exit::config(format!(
+                "{setting}: {bucket:?} is not a valid S3 bucket name (s3://BUCKET[/PREFIX])"
+            )));
+        }
+        let tuning = Tuning::from_env(setting)?;
+        let client = runtime().block_on(client(tuning));
+        Ok(Self {
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            setting,
+            tuning,
+        })
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// Maps an SDK error to the exit-code contract: throttling, 5xx and
+    /// connection trouble are transient (after the SDK's own retries);
+    /// a missing bucket or rejected credentials are configuration errors.
+    fn error<E>(&self, err: SdkError<E, HttpResponse>, doing: &str) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let at = format!("{}: {doing} s3://{}", self.setting, self.bucket);
+        match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("");
+                match code {
+                    "NoSuchBucket" => {
+                        exit::config(format!("{at}: bucket {:?} does not exist", self.bucket))
+                    }
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "AccessDenied"
+                    | "InvalidToken"
+                    | "ExpiredToken" => exit::config(format!(
+                        "{at}: access denied ({code}); check the AWS credentials"
+                    )),
+                    _ if status >= 500 || code == "SlowDown" || code == "RequestTimeout" => {
+                        exit::transient(format!("{at}: server error {status} {code}"))
+                    }
+                    _ if status == 403 => exit::config(format!(
+                        "{at}: access denied (HTTP 403); check the AWS credentials"
+                    )),
+                    _ => anyhow::anyhow!("{at}: unexpected S3 error {status} {code}"),
+                }
+            }
+            SdkError::ConstructionFailure(_) => {
+                exit::config(format!("{at}: {}", DisplayErrorContext(&err)))
+            }
+            SdkError::DispatchFailure(d) if d.is_user() => {
+                exit::config(format!("{at}: {}", DisplayErrorContext(&err)))
+            }
+            _ => exit::transient(format!("{at}: {}", DisplayErrorContext(&err))),
+        }
+    }
+
+    async fn put_multipart(&self, key: &str, bytes: Bytes, md5: &str) -> Result<()> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .metadata(MD5_METADATA, md5)
+            .send()
+            .await
+            .map_err(|e| self.error(e, "starting a multipart upload to"))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self.upload_parts(key, &upload_id, bytes).await;
+        if result.is_err() {
+            // Never leave half an object behind: drop the parts.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(&self, key: &str, upload_id: &str, bytes: Bytes) -> Result<()> {
+        let permits = Arc::new(Semaphore::new(self.tuning.parallel_parts));
+        let mut tasks = JoinSet::new();
+        let part_size = self.tuning.part_size;
+        for (index, start) in (0..bytes.len()).step_by(part_size).enumerate() {
+            let end = (start + part_size).min(bytes.len());
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(index as i32 + 1);
+            let (chunk, permits) = (bytes.slice(start..end), Arc::clone(&permits));
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let digest = aws_smithy_types::base64::encode(md5::compute(&chunk).0);
+                let sent = part
+                    .content_md5(digest)
+                    .body(ByteStream::from(chunk))
+                    .send()
+                    .await;
+                (index, sent)
+            });
+        }
+        let mut parts = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (index, sent) = joined?;
+            let out = sent.map_err(|e| self.error(e, "uploading a part to"))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(index as i32 + 1)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .build(),
+            );
+        }
+        parts.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.error(e, "completing a multipart upload to"))?;
+        Ok(())
+    }
+}
+
+async fn client(tuning: Tuning) -> Client {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let region = RegionProviderChain::default_provider().or_else("us-east-1");
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .region(region)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(tuning.max_attempts)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    let path_style = shared.endpoint_url().is_some();
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(path_style)
+        // We send Content-MD5 ourselves; many S3-compatible servers reject
+        // the newer streaming checksums.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+impl ObjectStore for S3Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.full_key(key);
+        runtime().block_on(async {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+                Err(e) => return Err(self.error(e, &format!("reading {key} from"))),
+            };
+            let body = out.body.collect().await.map_err(|e| {
+                exit::transient(format!(
+                    "{}: reading {key} from s3://{}: {e}",
+                    self.setting, self.bucket
+                ))
+            })?;
+            Ok(Some(body.to_vec()))
+        })
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let key = self.full_key(key);
+        let md5 = md5::compute(bytes);
+        let hex = format!("{md5:x}");
+        runtime().block_on(async {
+            if bytes.len() > self.tuning.multipart_threshold {
+                let owned = Bytes::copy_from_slice(bytes);
+                return self.put_multipart(&key, owned, &hex).await;
+            }
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_md5(aws_smithy_types::base64::encode(md5.0))
+                .metadata(MD5_METADATA, &hex)
+                .body(ByteStream::from(bytes.to_vec()))
+                .send()
+                .await
+                .map_err(|e| self.error(e, &format!("writing {key} to")))?;
+            Ok(())
+        })
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
+        let key = self.full_key(key);
+        runtime().block_on(async {
+            let head = match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(head) => head,
+                Err(SdkError::ServiceError(e)) if e.err().is_not_found() => return Ok(None),
+                Err(e) => return Err(self.error(e, &format!("checking {key} in"))),
+            };
+            let stored = head.metadata().and_then(|m| m.get(MD5_METADATA)).cloned();
+            // A single-part ETag is the MD5; a multipart one ("…-N") is not.
+            let etag = head.e_tag().map(|t| t.trim_matches('"').to_string());
+            let md5 = stored.or(etag.filter(|t| t.len() == 32 && !t.contains('-')));
+            Ok(Some(ObjectStat {
+                bytes: head.content_length().unwrap_or(0).max(0) as u64,
+                md5: md5.unwrap_or_default(),
+            }))
+        })
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.stat(key)?.is_some())
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        if !self.exists(key)? {
+            return Ok(false);
+        }
+        let full = self.full_key(key);
+        runtime().block_on(async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+                .await
+                .map_err(|e| self.error(e, &format!("deleting {full} from")))?;
+            Ok(true)
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.full_key(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_are_checked_before_any_request() {
+        for bad in ["", "ab", "Upper", "under_score/x"] {
+            let err = S3Store::open(bad, "PIPELINE_LANDING_URL").err().unwrap();
+            assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{bad}");
+        }
+    }
+}
