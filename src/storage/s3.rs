@@ -17,7 +17,7 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use anyhow::Result;
-use aws_config::meta::region::RegionProviderChain;
+use aws_config::Region;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
@@ -93,6 +93,8 @@ pub struct S3Store {
     /// The setting the URL came from, named in errors.
     setting: &'static str,
     tuning: Tuning,
+    /// Set once the bucket is known to exist and accept our credentials.
+    bucket_checked: OnceLock<()>,
 }
 
 impl S3Store {
@@ -116,7 +118,27 @@ impl S3Store {
             prefix: prefix.trim_matches('/').to_string(),
             setting,
             tuning,
+            bucket_checked: OnceLock::new(),
         })
+    }
+
+    /// Fails fast, with a configuration error, when the bucket is missing
+    /// or the credentials are refused; checked once, before first use.
+    async fn check_bucket(&self) -> Result<()> {
+        if self.bucket_checked.get().is_some() {
+            return Ok(());
+        }
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => {
+                let _ = self.bucket_checked.set(());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Err(exit::config(format!(
+                "{}: bucket {:?} does not exist",
+                self.setting, self.bucket
+            ))),
+            Err(e) => Err(self.error(e, "checking")),
+        }
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -253,10 +275,8 @@ async fn client(tuning: Tuning) -> Client {
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https)
-        .region(region)
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(tuning.max_attempts)
@@ -272,7 +292,12 @@ async fn client(tuning: Tuning) -> Client {
         .load()
         .await;
     let path_style = shared.endpoint_url().is_some();
+    let region = shared
+        .region()
+        .cloned()
+        .unwrap_or_else(|| Region::from_static("us-east-1"));
     let config = aws_sdk_s3::config::Builder::from(&shared)
+        .region(region)
         .force_path_style(path_style)
         // We send Content-MD5 ourselves; many S3-compatible servers reject
         // the newer streaming checksums.
@@ -285,6 +310,7 @@ impl ObjectStore for S3Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = self.full_key(key);
         runtime().block_on(async {
+            self.check_bucket().await?;
             let out = match self
                 .client
                 .get_object()
@@ -312,6 +338,7 @@ impl ObjectStore for S3Store {
         let md5 = md5::compute(bytes);
         let hex = format!("{md5:x}");
         runtime().block_on(async {
+            self.check_bucket().await?;
             if bytes.len() > self.tuning.multipart_threshold {
                 let owned = Bytes::copy_from_slice(bytes);
                 return self.put_multipart(&key, owned, &hex).await;
@@ -333,6 +360,7 @@ impl ObjectStore for S3Store {
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
         let key = self.full_key(key);
         runtime().block_on(async {
+            self.check_bucket().await?;
             let head = match self
                 .client
                 .head_object()
