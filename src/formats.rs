@@ -11,9 +11,6 @@ use polars::prelude::*;
 
 use crate::catalog::Format;
 
-/// ISO-8601 without a zone: how timestamps are written to text formats.
-pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
-
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Serialises a frame in a raw format. Temporal columns are written as ISO
@@ -23,14 +20,10 @@ pub fn write(frame: &mut DataFrame, format: Format) -> Result<Vec<u8>> {
     match format {
         Format::Csv => CsvWriter::new(&mut out)
             .include_header(true)
-            .with_datetime_format(Some(TIMESTAMP_FORMAT.into()))
-            .finish(frame)?,
-        Format::NdJson => {
-            let mut text = temporal_as_text(frame)?;
-            JsonWriter::new(&mut out)
-                .with_json_format(JsonFormat::JsonLines)
-                .finish(&mut text)?
-        }
+            .finish(&mut temporal_as_text(frame)?)?,
+        Format::NdJson => JsonWriter::new(&mut out)
+            .with_json_format(JsonFormat::JsonLines)
+            .finish(&mut temporal_as_text(frame)?)?,
         Format::Parquet => return parquet(frame),
     }
     Ok(out)
@@ -40,22 +33,114 @@ pub fn write(frame: &mut DataFrame, format: Format) -> Result<Vec<u8>> {
 pub fn parquet(frame: &mut DataFrame) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(frame.estimated_size() / 4);
     ParquetWriter::new(&mut out)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(match std::env::var("TMP_PQ").as_deref() {
+            Ok("snappy") => ParquetCompression::Snappy,
+            Ok("lz4") => ParquetCompression::Lz4Raw,
+            Ok("none") => ParquetCompression::Uncompressed,
+            Ok("zstd1") => ParquetCompression::Zstd(Some(
+                polars_parquet::write::ZstdLevel::try_new(1).unwrap(),
+            )),
+            _ => ParquetCompression::Zstd(None),
+        })
         .finish(frame)?;
     Ok(out)
 }
 
+/// Dates as `YYYY-MM-DD` and timestamps as `YYYY-MM-DDTHH:MM:SS[.ffffff]`,
+/// formatted directly: chrono's strftime costs more than the whole CSV write.
 fn temporal_as_text(frame: &DataFrame) -> Result<DataFrame> {
-    let exprs: Vec<Expr> = frame
-        .columns()
-        .iter()
-        .map(|c| match c.dtype() {
-            DataType::Date => col(c.name().clone()).dt().strftime("%Y-%m-%d"),
-            DataType::Datetime(_, _) => col(c.name().clone()).dt().strftime(TIMESTAMP_FORMAT),
-            _ => col(c.name().clone()),
-        })
-        .collect();
-    Ok(frame.clone().lazy().select(exprs).collect()?)
+    let mut out = frame.clone();
+    for column in frame.columns() {
+        let name = column.name().clone();
+        let mut buf = String::with_capacity(32);
+        let text: StringChunked = match column.dtype() {
+            DataType::Date => column
+                .cast(&DataType::Int32)?
+                .i32()?
+                .iter()
+                .map(|days| {
+                    days.map(|d| {
+                        buf.clear();
+                        push_date(&mut buf, d as i64);
+                        buf.clone()
+                    })
+                })
+                .collect(),
+            DataType::Datetime(unit, _) => {
+                let per_second = match unit {
+                    TimeUnit::Nanoseconds => 1_000_000_000,
+                    TimeUnit::Microseconds => 1_000_000,
+                    TimeUnit::Milliseconds => 1_000,
+                };
+                column
+                    .cast(&DataType::Int64)?
+                    .i64()?
+                    .iter()
+                    .map(|t| {
+                        t.map(|t| {
+                            buf.clear();
+                            push_timestamp(&mut buf, t, per_second);
+                            buf.clone()
+                        })
+                    })
+                    .collect()
+            }
+            _ => continue,
+        };
+        out.with_column(text.with_name(name).into_column())?;
+    }
+    Ok(out)
+}
+
+/// Writes `value` zero-padded to `width` digits, without allocating.
+fn push_padded(buf: &mut String, value: i64, width: usize) {
+    if value < 0 {
+        buf.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut n = value.unsigned_abs();
+    let mut len = 0;
+    while n > 0 || len < width {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    buf.extend(digits[..len].iter().rev().map(|&d| d as char));
+}
+
+/// Days since 1970-01-01 as `YYYY-MM-DD` (Hinnant's civil-from-days).
+fn push_date(buf: &mut String, days: i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    push_padded(buf, year, 4);
+    buf.push('-');
+    push_padded(buf, month, 2);
+    buf.push('-');
+    push_padded(buf, day, 2);
+}
+
+fn push_timestamp(buf: &mut String, ticks: i64, per_second: i64) {
+    let seconds = ticks.div_euclid(per_second);
+    let fraction = ticks.rem_euclid(per_second);
+    push_date(buf, seconds.div_euclid(86_400));
+    let of_day = seconds.rem_euclid(86_400);
+    buf.push('T');
+    push_padded(buf, of_day / 3_600, 2);
+    buf.push(':');
+    push_padded(buf, of_day / 60 % 60, 2);
+    buf.push(':');
+    push_padded(buf, of_day % 60, 2);
+    if fraction != 0 {
+        buf.push('.');
+        push_padded(buf, fraction, per_second.ilog10() as usize);
+    }
 }
 
 /// Parses raw bytes. CSV comes back all-text (validate casts it); NDJSON
@@ -82,11 +167,13 @@ pub fn read(bytes: &[u8], format: Format) -> Result<DataFrame> {
     match parsed {
         Ok(Ok(frame)) => Ok(frame),
         Ok(Err(e)) => Err(anyhow!(
-            "unreadable {format:?}: {}",
+            "unreadable .{} file: {}",
+            format.extension(),
             first_line(&e.to_string())
         )),
         Err(_) => Err(anyhow!(
-            "unreadable {format:?}: the parser gave up on malformed input"
+            "unreadable .{} file: the parser gave up on malformed input",
+            format.extension()
         )),
     }
 }
@@ -120,6 +207,30 @@ mod tests {
             assert_eq!(back.height(), 2, "{format:?}");
             assert_eq!(back.width(), 3, "{format:?}");
         }
+    }
+
+    #[test]
+    fn dates_and_timestamps_format_like_chrono() {
+        let mut buf = String::new();
+        for days in [-719_468i64, -1, 0, 20_233, 2_932_896] {
+            buf.clear();
+            push_date(&mut buf, days);
+            let expected = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .unwrap()
+                .format("%Y-%m-%d")
+                .to_string();
+            assert_eq!(buf, expected, "{days}");
+        }
+        buf.clear();
+        push_timestamp(
+            &mut buf,
+            1_748_167_200_000_000 + 1_234_567 + 59_000_000,
+            1_000_000,
+        );
+        assert_eq!(buf, "2025-05-25T10:01:00.234567");
+        buf.clear();
+        push_timestamp(&mut buf, -1, 1_000);
+        assert_eq!(buf, "1969-12-31T23:59:59.999");
     }
 
     #[test]

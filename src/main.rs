@@ -31,6 +31,10 @@ use context::Context;
 use exit::ExitCode;
 use metrics::TaskMetrics;
 
+// Polars allocates and frees large buffers all the time; mimalloc reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.command);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,9 @@ pub struct TaskMetrics {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_signatures: Vec<String>,
     pub duration_ms: u64,
+    /// Milliseconds spent per phase (read, parse, check, write, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timings_ms: BTreeMap<String, u64>,
     /// Output name (raw, valid, quarantine, ...) to URL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
@@ -66,6 +70,14 @@ impl TaskMetrics {
     /// Sums the failed counts of another set of checks into this one.
     pub fn add_failed(&mut self, check: &str, rows: u64) {
         *self.failed.entry(check.to_string()).or_default() += rows;
+    }
+
+    /// Records the time since `since` as `phase` and restarts the clock.
+    pub fn lap(&mut self, phase: &str, since: &mut Instant) {
+        let now = Instant::now();
+        let ms = now.duration_since(*since).as_millis() as u64;
+        *self.timings_ms.entry(phase.to_string()).or_default() += ms;
+        *since = now;
     }
 
     /// Prints the one-line JSON on stdout and writes it to the XCom file.

@@ -2,6 +2,8 @@
 
 pub mod synth;
 
+use std::time::Instant;
+
 use anyhow::Result;
 use chrono::NaiveDate;
 use tracing::info;
@@ -42,12 +44,16 @@ pub fn run(
         return Ok(metrics);
     }
 
+    let mut metrics = stage.metrics();
+    let mut clock = Instant::now();
     let generated = synth::generate(dataset, &params)?;
+    metrics.lap("generate", &mut clock);
     let mut frame = generated.frame;
     let bytes = formats::write(&mut frame, dataset.format())?;
+    metrics.lap("serialize", &mut clock);
     ctx.landing.put(&key, &bytes)?;
+    metrics.lap("write", &mut clock);
 
-    let mut metrics = stage.metrics();
     metrics.status = "generated".into();
     metrics.rows_out = frame.height() as u64;
     metrics.injected = generated.injected;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 use fake::locales::{Data, EN};
@@ -14,6 +15,7 @@ use polars::prelude::*;
 use rand::seq::index;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
 
 use crate::catalog::{Dataset, EVENT_TYPES, FORM_TYPES, LEAD_SOURCES};
 
@@ -156,19 +158,67 @@ pub struct Generated {
     pub injected: BTreeMap<String, u64>,
 }
 
+/// Rows per independent random stream. Fixed, so that the output does not
+/// depend on how many threads generate the chunks.
+const CHUNK_ROWS: usize = 1 << 16;
+
+/// What every chunk of a fact table shares.
+struct Facts<'a> {
+    params: &'a GenParams,
+    plan: &'a DefectPlan,
+    /// Random bits of every row's key.
+    keys: &'a [u128],
+    /// Contacts the facts may reference (empty for contacts themselves).
+    contacts: &'a [u128],
+}
+
 pub fn generate(dataset: Dataset, params: &GenParams) -> PolarsResult<Generated> {
     let rows = params.rows(dataset);
     let plan = DefectPlan::new(params, dataset, rows);
-    let columns = match dataset {
-        Dataset::Campaigns => campaigns(),
-        Dataset::Forms => forms(),
-        Dataset::Pages => pages(),
-        Dataset::Contacts => contacts(params, rows, &plan),
-        Dataset::FormFills => form_fills(params, rows, &plan),
-        Dataset::WebsiteActivity => website_activity(params, rows, &plan),
+    let dimension = match dataset {
+        Dataset::Campaigns => Some(campaigns()),
+        Dataset::Forms => Some(forms()),
+        Dataset::Pages => Some(pages()),
+        _ => None,
+    };
+    let frame = match dimension {
+        Some(columns) => DataFrame::new(rows, columns)?,
+        None => {
+            let keys = random_keys(params, dataset, rows);
+            let contacts = match dataset {
+                Dataset::Contacts => Vec::new(),
+                _ => clean_contact_ids(params),
+            };
+            let facts = Facts {
+                params,
+                plan: &plan,
+                keys: &keys,
+                contacts: &contacts,
+            };
+            let starts: Vec<usize> = (0..rows).step_by(CHUNK_ROWS).collect();
+            let chunks = starts
+                .into_par_iter()
+                .map(|start| {
+                    let range = start..(start + CHUNK_ROWS).min(rows);
+                    let mut rng = params.rng(dataset, VALUES + ((start / CHUNK_ROWS) as u64) * 16);
+                    let columns = match dataset {
+                        Dataset::Contacts => contacts_chunk(&facts, &mut rng, range.clone()),
+                        Dataset::FormFills => form_fills_chunk(&facts, &mut rng, range.clone()),
+                        _ => website_activity_chunk(&facts, &mut rng, range.clone()),
+                    };
+                    DataFrame::new(range.len(), columns)
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            let mut chunks = chunks.into_iter();
+            let mut frame = chunks.next().unwrap_or_default();
+            for chunk in chunks {
+                frame.vstack_mut_owned(chunk)?;
+            }
+            frame
+        }
     };
     Ok(Generated {
-        frame: DataFrame::new(rows, columns)?,
+        frame,
         injected: plan.injected,
     })
 }
@@ -193,11 +243,13 @@ fn push_uuid(buf: &mut String, bits: u128) {
     }
 }
 
-/// Builds a fact table's key column, applying the key defects.
-fn key_column(name: &str, keys: &[u128], plan: &DefectPlan) -> Column {
-    let mut out = StringChunkedBuilder::new(name.into(), keys.len());
+/// Builds a chunk of a fact table's key column, applying the key defects.
+fn key_column(name: &str, facts: &Facts, rows: Range<usize>) -> Column {
+    let (keys, plan) = (facts.keys, facts.plan);
+    let mut out = StringChunkedBuilder::new(name.into(), rows.len());
     let mut buf = String::with_capacity(40);
-    for (row, &bits) in keys.iter().enumerate() {
+    for row in rows {
+        let bits = keys[row];
         buf.clear();
         match plan.at(row) {
             Some(Defect::NullKey) => {
@@ -370,7 +422,7 @@ const DOMAINS: &[&str] = &[
     "acme.io",
 ];
 
-fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
+fn contacts_chunk(facts: &Facts, rng: &mut Pcg64Mcg, range: Range<usize>) -> Vec<Column> {
     let first_names = <EN as Data>::NAME_FIRST_NAME;
     let last_names = <EN as Data>::NAME_LAST_NAME;
     let industries = <EN as Data>::COMPANY_INDUSTRY;
@@ -379,9 +431,8 @@ fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
     let fields = <EN as Data>::JOB_FIELD;
     let positions = <EN as Data>::JOB_POSITION;
 
-    let keys = random_keys(params, Dataset::Contacts, rows);
-    let mut rng = params.rng(Dataset::Contacts, VALUES);
-    let ds_days = epoch_days(params.ds);
+    let (plan, rows) = (facts.plan, range.len());
+    let ds_days = epoch_days(facts.params.ds);
 
     let mut first = StringChunkedBuilder::new("first_name".into(), rows);
     let mut last = StringChunkedBuilder::new("last_name".into(), rows);
@@ -395,10 +446,10 @@ fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
     let mut signup = Vec::with_capacity(rows);
     let mut buf = String::with_capacity(64);
 
-    for row in 0..rows {
+    for row in range.clone() {
         let defect = plan.at(row);
-        let f = pick(&mut rng, first_names);
-        let l = pick(&mut rng, last_names);
+        let f = pick(rng, first_names);
+        let l = pick(rng, last_names);
         first.append_value(f);
         last.append_value(l);
 
@@ -415,31 +466,31 @@ fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
             '@'
         };
         buf.push(separator);
-        buf.push_str(pick(&mut rng, DOMAINS));
+        buf.push_str(pick(rng, DOMAINS));
         email.append_value(buf.as_str());
 
         buf.clear();
-        buf.push_str(pick(&mut rng, last_names));
+        buf.push_str(pick(rng, last_names));
         buf.push(' ');
-        buf.push_str(pick(&mut rng, COMPANY_KINDS));
+        buf.push_str(pick(rng, COMPANY_KINDS));
         company.append_value(buf.as_str());
 
-        industry.append_value(pick(&mut rng, industries));
-        lead_source.append_value(pick(&mut rng, LEAD_SOURCES));
+        industry.append_value(pick(rng, industries));
+        lead_source.append_value(pick(rng, LEAD_SOURCES));
 
         buf.clear();
-        buf.push_str(pick(&mut rng, seniority));
+        buf.push_str(pick(rng, seniority));
         buf.push(' ');
-        buf.push_str(pick(&mut rng, fields));
+        buf.push_str(pick(rng, fields));
         buf.push(' ');
-        buf.push_str(pick(&mut rng, positions));
+        buf.push_str(pick(rng, positions));
         job_title.append_value(buf.as_str());
 
-        country.append_value(pick(&mut rng, countries));
+        country.append_value(pick(rng, countries));
         opted_in.push(rng.random_bool(0.6));
 
         let day = if defect == Some(Defect::WrongDate) {
-            wrong_day(&mut rng, ds_days)
+            wrong_day(rng, ds_days)
         } else {
             ds_days
         };
@@ -449,7 +500,7 @@ fn contacts(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
     }
 
     vec![
-        key_column("contact_id", &keys, plan),
+        key_column("contact_id", facts, range),
         first.finish().into_column(),
         last.finish().into_column(),
         email.finish().into_column(),
@@ -493,11 +544,9 @@ fn push_contact(buf: &mut String, rng: &mut Pcg64Mcg, contacts: &[u128], danglin
     push_uuid(buf, bits);
 }
 
-fn form_fills(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
-    let contacts = clean_contact_ids(params);
-    let keys = random_keys(params, Dataset::FormFills, rows);
-    let mut rng = params.rng(Dataset::FormFills, VALUES);
-    let ds_days = epoch_days(params.ds);
+fn form_fills_chunk(facts: &Facts, rng: &mut Pcg64Mcg, range: Range<usize>) -> Vec<Column> {
+    let (plan, rows, contacts) = (facts.plan, range.len(), facts.contacts);
+    let ds_days = epoch_days(facts.params.ds);
     let words = <EN as Data>::COMPANY_BS_NOUNS;
     let agents = <EN as Data>::INTERNET_USER_AGENT;
     let form_ids: Vec<String> = (0..FORM_TYPES.len()).map(form_id).collect();
@@ -512,25 +561,25 @@ fn form_fills(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column>
     let mut value = Vec::with_capacity(rows);
     let mut buf = String::with_capacity(64);
 
-    for row in 0..rows {
+    for row in range.clone() {
         let defect = plan.at(row);
         form.append_value(&form_ids[rng.random_range(0..form_ids.len())]);
         buf.clear();
         let dangling = defect == Some(Defect::DanglingForeignKey);
-        push_contact(&mut buf, &mut rng, &contacts, dangling);
+        push_contact(&mut buf, rng, &contacts, dangling);
         contact.append_value(buf.as_str());
-        campaign.append_value(&campaign_ids[skewed_campaign(&mut rng)]);
+        campaign.append_value(&campaign_ids[skewed_campaign(rng)]);
         if rng.random_bool(0.15) {
             referrer.append_null();
         } else {
             buf.clear();
-            buf.push_str(pick(&mut rng, REFERRERS));
-            buf.push_str(&pick(&mut rng, words).replace(' ', "+"));
+            buf.push_str(pick(rng, REFERRERS));
+            buf.push_str(&pick(rng, words).replace(' ', "+"));
             referrer.append_value(buf.as_str());
         }
-        agent.append_value(pick(&mut rng, agents));
+        agent.append_value(pick(rng, agents));
         fill_date.push(if defect == Some(Defect::WrongDate) {
-            wrong_day(&mut rng, ds_days)
+            wrong_day(rng, ds_days)
         } else {
             ds_days
         });
@@ -543,7 +592,7 @@ fn form_fills(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column>
     }
 
     vec![
-        key_column("fill_id", &keys, plan),
+        key_column("fill_id", facts, range),
         form.finish().into_column(),
         contact.finish().into_column(),
         campaign.finish().into_column(),
@@ -554,11 +603,9 @@ fn form_fills(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column>
     ]
 }
 
-fn website_activity(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<Column> {
-    let contacts = clean_contact_ids(params);
-    let keys = random_keys(params, Dataset::WebsiteActivity, rows);
-    let mut rng = params.rng(Dataset::WebsiteActivity, VALUES);
-    let ds_days = epoch_days(params.ds);
+fn website_activity_chunk(facts: &Facts, rng: &mut Pcg64Mcg, range: Range<usize>) -> Vec<Column> {
+    let (plan, rows, contacts) = (facts.plan, range.len(), facts.contacts);
+    let ds_days = epoch_days(facts.params.ds);
     let campaign_ids: Vec<String> = (0..CAMPAIGN_COUNT).map(campaign_id).collect();
     let page_ids: Vec<String> = (0..PAGE_COUNT).map(page_id).collect();
     let page_meta: Vec<(String, String)> = (0..PAGE_COUNT).map(page).collect();
@@ -576,17 +623,17 @@ fn website_activity(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<C
     let mut bounce = Vec::with_capacity(rows);
     let mut buf = String::with_capacity(40);
 
-    for row in 0..rows {
+    for row in range.clone() {
         let defect = plan.at(row);
         // 40% of sessions are anonymous.
         if rng.random_bool(0.4) {
             contact.append_null();
         } else {
             buf.clear();
-            push_contact(&mut buf, &mut rng, &contacts, false);
+            push_contact(&mut buf, rng, &contacts, false);
             contact.append_value(buf.as_str());
         }
-        campaign.append_value(&campaign_ids[skewed_campaign(&mut rng)]);
+        campaign.append_value(&campaign_ids[skewed_campaign(rng)]);
         let p = rng.random_range(0..PAGE_COUNT);
         if defect == Some(Defect::DanglingForeignKey) {
             page_col.append_value("page_404");
@@ -596,11 +643,11 @@ fn website_activity(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<C
         url.append_value(&page_meta[p].0);
         title.append_value(&page_meta[p].1);
         event_date.push(if defect == Some(Defect::WrongDate) {
-            wrong_day(&mut rng, ds_days)
+            wrong_day(rng, ds_days)
         } else {
             ds_days
         });
-        event_type.append_value(pick(&mut rng, EVENT_TYPES));
+        event_type.append_value(pick(rng, EVENT_TYPES));
         // Roughly 40% bounces; deeper sessions get geometrically rarer.
         let mut pages = 1i64;
         while pages < 30 && rng.random_bool(if pages == 1 { 0.6 } else { 0.5 }) {
@@ -622,12 +669,12 @@ fn website_activity(params: &GenParams, rows: usize, plan: &DefectPlan) -> Vec<C
         if rng.random_bool(0.25) {
             referrer.append_null();
         } else {
-            referrer.append_value(pick(&mut rng, REFERRER_DOMAINS));
+            referrer.append_value(pick(rng, REFERRER_DOMAINS));
         }
     }
 
     vec![
-        key_column("session_id", &keys, plan),
+        key_column("session_id", facts, range),
         contact.finish().into_column(),
         campaign.finish().into_column(),
         page_col.finish().into_column(),

@@ -64,8 +64,9 @@ impl ObjectStore for LocalStore {
         ));
         let write = || -> std::io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
+            // Atomic for readers (rename); durability is left to the
+            // filesystem: an fsync per file costs more than the write.
             file.write_all(bytes)?;
-            file.sync_all()?;
             fs::rename(&tmp, &path)
         };
         write().map_err(|e| {

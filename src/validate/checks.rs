@@ -89,10 +89,13 @@ pub fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
         (ColumnType::Timestamp, DataType::Datetime(_, _)) => {
             raw.cast(DataType::Datetime(TimeUnit::Microseconds, None))
         }
-        (ColumnType::Timestamp, DataType::String) => coalesce(&[
-            to_timestamp(&raw, "%Y-%m-%dT%H:%M:%S%.f"),
-            to_timestamp(&raw, "%Y-%m-%d %H:%M:%S%.f"),
-        ]),
+        // One fixed-width format takes Polars' fast parser; a value it
+        // cannot parse falls back to a slow path, so normalise the
+        // separator first instead of trying a second format.
+        (ColumnType::Timestamp, DataType::String) => to_timestamp(
+            &raw.str().replace(lit(" "), lit("T"), true),
+            "%Y-%m-%dT%H:%M:%S",
+        ),
         // Anything else (a list where text belongs, a number where a date
         // belongs) cannot be cast: every value fails.
         (ty, _) => lit(NULL).cast(data_type(ty)),
