@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
         let status = if same {
             "already_uploaded"
         } else {
-            ctx.lake.put(&key, &bytes)?;
+            ctx.lake.put_with_md5(&key, &bytes, &file.content_md5)?;
             changed += 1;
             "uploaded"
         };

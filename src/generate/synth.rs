@@ -566,7 +566,7 @@ fn form_fills_chunk(facts: &Facts, rng: &mut Pcg64Mcg, range: Range<usize>) -> V
         form.append_value(&form_ids[rng.random_range(0..form_ids.len())]);
         buf.clear();
         let dangling = defect == Some(Defect::DanglingForeignKey);
-        push_contact(&mut buf, rng, &contacts, dangling);
+        push_contact(&mut buf, rng, contacts, dangling);
         contact.append_value(buf.as_str());
         campaign.append_value(&campaign_ids[skewed_campaign(rng)]);
         if rng.random_bool(0.15) {
@@ -630,7 +630,7 @@ fn website_activity_chunk(facts: &Facts, rng: &mut Pcg64Mcg, range: Range<usize>
             contact.append_null();
         } else {
             buf.clear();
-            push_contact(&mut buf, rng, &contacts, false);
+            push_contact(&mut buf, rng, contacts, false);
             contact.append_value(buf.as_str());
         }
         campaign.append_value(&campaign_ids[skewed_campaign(rng)]);

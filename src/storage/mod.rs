@@ -24,6 +24,11 @@ pub trait ObjectStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Writes the whole object atomically, replacing any previous one.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// `put` when the caller already has the content's hex MD5, so a
+    /// backend that stores it need not hash the bytes again.
+    fn put_with_md5(&self, key: &str, bytes: &[u8], _md5: &str) -> Result<()> {
+        self.put(key, bytes)
+    }
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
     /// Whether the object exists, without reading it.
     fn exists(&self, key: &str) -> Result<bool>;
