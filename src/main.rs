@@ -36,6 +36,10 @@ use metrics::TaskMetrics;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Back Polars' large buffers with huge pages where the kernel allows
+    // (THP "madvise"): zeroing fresh 4 KiB pages was a third of validate's time.
+    // SAFETY: sets a global allocator option before any worker thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1) };
     let cli = Cli::parse();
     init_logging(&cli.command);
     std::panic::set_hook(Box::new(|info| error!(panic = %info, "panic")));
