@@ -46,43 +46,31 @@ pub fn parquet(frame: &mut DataFrame) -> Result<Vec<u8>> {
 fn temporal_as_text(frame: &DataFrame) -> Result<DataFrame> {
     let mut out = frame.clone();
     for column in frame.columns() {
-        let name = column.name().clone();
-        let mut buf = String::with_capacity(32);
-        let text: StringChunked = match column.dtype() {
-            DataType::Date => column
-                .cast(&DataType::Int32)?
-                .i32()?
-                .iter()
-                .map(|days| {
-                    days.map(|d| {
-                        buf.clear();
-                        push_date(&mut buf, d as i64);
-                        buf.clone()
-                    })
-                })
-                .collect(),
-            DataType::Datetime(unit, _) => {
-                let per_second = match unit {
-                    TimeUnit::Nanoseconds => 1_000_000_000,
-                    TimeUnit::Microseconds => 1_000_000,
-                    TimeUnit::Milliseconds => 1_000,
-                };
-                column
-                    .cast(&DataType::Int64)?
-                    .i64()?
-                    .iter()
-                    .map(|t| {
-                        t.map(|t| {
-                            buf.clear();
-                            push_timestamp(&mut buf, t, per_second);
-                            buf.clone()
-                        })
-                    })
-                    .collect()
-            }
+        // Both types are integers underneath: days, or ticks per second.
+        let ticks_per_second = match column.dtype() {
+            DataType::Date => None,
+            DataType::Datetime(TimeUnit::Nanoseconds, _) => Some(1_000_000_000),
+            DataType::Datetime(TimeUnit::Microseconds, _) => Some(1_000_000),
+            DataType::Datetime(TimeUnit::Milliseconds, _) => Some(1_000),
             _ => continue,
         };
-        out.with_column(text.with_name(name).into_column())?;
+        let mut buf = String::with_capacity(32);
+        let text: StringChunked = column
+            .cast(&DataType::Int64)?
+            .i64()?
+            .iter()
+            .map(|value| {
+                value.map(|v| {
+                    buf.clear();
+                    match ticks_per_second {
+                        None => push_date(&mut buf, v),
+                        Some(per_second) => push_timestamp(&mut buf, v, per_second),
+                    }
+                    buf.clone()
+                })
+            })
+            .collect();
+        out.with_column(text.with_name(column.name().clone()).into_column())?;
     }
     Ok(out)
 }

@@ -81,6 +81,8 @@ pub fn run(
     metrics.lap("read", &mut clock);
     let valid_key = dataset.object_key(Zone::Valid, ds);
     let quarantine_key = dataset.object_key(Zone::Quarantine, ds);
+    let valid = ("valid", valid_key.as_str());
+    let quarantine = ("quarantine", quarantine_key.as_str());
 
     let parsed = formats::read(&raw, dataset.format());
     drop(raw);
@@ -128,10 +130,11 @@ pub fn run(
                 }
                 .into();
             }
-            publish(ctx, &valid_key, split.valid.as_mut())?;
+            publish(ctx, &mut metrics, valid, split.valid.as_mut())?;
             publish(
                 ctx,
-                &quarantine_key,
+                &mut metrics,
+                quarantine,
                 (quarantined > 0).then_some(&mut split.quarantine),
             )?;
             split.results
@@ -149,8 +152,8 @@ pub fn run(
                 FAILED_CHECKS => [format!("{}:{}", rejection.check, rejection.reason)],
                 "content" => [raw.as_slice()],
             )?;
-            publish(ctx, &valid_key, None)?;
-            publish(ctx, &quarantine_key, Some(&mut whole))?;
+            publish(ctx, &mut metrics, valid, None)?;
+            publish(ctx, &mut metrics, quarantine, Some(&mut whole))?;
             vec![CheckResult {
                 check: rejection.check,
                 column: rejection.column,
@@ -166,11 +169,6 @@ pub fn run(
         .record_checks(dataset, ds, &results, metrics.rows_in)?;
     metrics.has_failure_delta = !new_signatures.is_empty();
     metrics.new_signatures = new_signatures;
-    for (name, key) in [("valid", &valid_key), ("quarantine", &quarantine_key)] {
-        if ctx.landing.exists(key)? {
-            metrics.outputs.insert(name.into(), ctx.landing.url(key));
-        }
-    }
     stage.complete(ctx, &mut metrics)?;
     info!(
         %dataset, %ds, status = %metrics.status, rows_in = metrics.rows_in,
@@ -180,10 +178,20 @@ pub fn run(
     Ok(metrics)
 }
 
-/// Writes a slice, or removes a stale one from an earlier validation.
-fn publish(ctx: &Context, key: &str, frame: Option<&mut DataFrame>) -> Result<()> {
+/// Writes a slice and names it in the outputs, or removes a stale one from
+/// an earlier validation.
+fn publish(
+    ctx: &Context,
+    metrics: &mut TaskMetrics,
+    (name, key): (&str, &str),
+    frame: Option<&mut DataFrame>,
+) -> Result<()> {
     match frame {
-        Some(frame) => ctx.landing.put(key, &formats::parquet(frame)?),
+        Some(frame) => {
+            ctx.landing.put(key, &formats::parquet(frame)?)?;
+            metrics.outputs.insert(name.into(), ctx.landing.url(key));
+            Ok(())
+        }
         None => ctx.landing.delete(key).map(drop),
     }
 }
