@@ -11,7 +11,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
    0  done; the outcome (including quarantined failures) is in the metrics JSON
    2  usage error
-  65  data rejected: unreadable file, schema mismatch, failure rate over tolerance
+  65  data rejected: unreadable file, schema mismatch, failure rate over
+      tolerance, failed SQL data test
   75  transient infrastructure error after retries (Airflow retries)
   78  configuration error: missing or invalid setting
   99  nothing to do / upstream absent (Airflow skips)
@@ -62,6 +63,15 @@ pub struct Settings {
         global = true
     )]
     pub metadata_url: String,
+    /// Where load and transform build RAW, STG and MART tables:
+    /// duckdb://PATH or snowflake:// (SNOWFLAKE_* variables; see README).
+    #[arg(
+        long,
+        env = "PIPELINE_WAREHOUSE_URL",
+        default_value = "duckdb://./data/warehouse.duckdb",
+        global = true
+    )]
+    pub warehouse_url: String,
     /// Also write the metrics JSON here (KubernetesPodOperator XCom sidecar).
     #[arg(long, env = "PIPELINE_XCOM_FILE", global = true)]
     pub xcom_file: Option<PathBuf>,
@@ -75,6 +85,14 @@ pub enum Command {
     Validate(ValidateCmd),
     /// Publish one dataset's valid and quarantine slices to the lake.
     Upload(UploadCmd),
+    /// Load one dataset's valid slice from the lake into its RAW table.
+    Load(LoadCmd),
+    /// Build staging and mart tables for one ds, then run the SQL data tests.
+    Transform(TransformCmd),
+    /// Create the warehouse objects of sql/snowflake/setup.sql.
+    Setup(SetupCmd),
+    /// Run SQL on the warehouse and print the last statement's rows (tab-separated).
+    Sql(SqlCmd),
     /// Every task for every dataset, in DAG order, for one ds or a range.
     Run(RunCmd),
 }
@@ -135,6 +153,39 @@ pub struct ValidateCmd {
 pub struct UploadCmd {
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadCmd {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct TransformCmd {
+    /// The logical date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_ds)]
+    pub ds: NaiveDate,
+}
+
+#[derive(Args, Debug)]
+pub struct SetupCmd {
+    /// Also the account-level objects (role, warehouse, grants, stage) on
+    /// Snowflake; needs an administrator's role. Without it only schemas and
+    /// tables, which load and transform also create on their own.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlCmd {
+    /// The SQL, for example "SELECT COUNT(*) FROM MART.MART_CONTACTS";
+    /// several statements may be separated by `;`.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub query: Option<String>,
+    /// Read the SQL from this file instead.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

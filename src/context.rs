@@ -1,5 +1,6 @@
-//! What every task works against: the landing area, the lake and the
-//! metadata database, opened once from the validated settings.
+//! What every task works against: the landing area, the lake, the
+//! metadata database and the warehouse, opened once from the validated
+//! settings (the warehouse on first use).
 
 use std::time::Instant;
 
@@ -11,11 +12,13 @@ use crate::cli::Settings;
 use crate::metadata::{Metadata, StageRecord};
 use crate::metrics::TaskMetrics;
 use crate::storage::{self, ObjectStore};
+use crate::warehouse::LazyWarehouse;
 
 pub struct Context {
     pub landing: Box<dyn ObjectStore>,
     pub lake: Box<dyn ObjectStore>,
     pub metadata: Metadata,
+    pub warehouse: LazyWarehouse,
 }
 
 impl Context {
@@ -24,6 +27,7 @@ impl Context {
             landing: storage::open(&settings.landing_url, "PIPELINE_LANDING_URL")?,
             lake: storage::open(&settings.lake_url, "PIPELINE_LAKE_URL")?,
             metadata: Metadata::open(&settings.metadata_url)?,
+            warehouse: LazyWarehouse::new(&settings.warehouse_url, &settings.lake_url),
         })
     }
 }

@@ -9,12 +9,18 @@ mod context;
 mod exit;
 mod formats;
 mod generate;
+mod load;
 mod metadata;
 mod metrics;
+mod query;
 mod run;
+mod runtime;
+mod setup;
 mod storage;
+mod transform;
 mod upload;
 mod validate;
+mod warehouse;
 
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -70,6 +76,10 @@ fn execute(cli: &Cli) -> Result<TaskMetrics> {
             validate::run(&mut ctx, c.target.dataset, c.target.ds, &c.options, c.force)
         }
         Command::Upload(c) => upload::run(&ctx, c.target.dataset, c.target.ds),
+        Command::Load(c) => load::run(&mut ctx, c.target.dataset, c.target.ds),
+        Command::Transform(c) => transform::run(&mut ctx, c.ds),
+        Command::Setup(c) => setup::run(&mut ctx, c.all),
+        Command::Sql(c) => query::run(&mut ctx, c),
         Command::Run(c) => run::run(&mut ctx, c),
     }
 }
@@ -80,6 +90,10 @@ fn failed(command: &Command, code: ExitCode, message: String) -> TaskMetrics {
         Command::Generate(c) => ("generate", Some(&c.target)),
         Command::Validate(c) => ("validate", Some(&c.target)),
         Command::Upload(c) => ("upload", Some(&c.target)),
+        Command::Load(c) => ("load", Some(&c.target)),
+        Command::Transform(_) => ("transform", None),
+        Command::Setup(_) => ("setup", None),
+        Command::Sql(_) => ("sql", None),
         Command::Run(_) => ("run", None),
     };
     let mut metrics = TaskMetrics::new(
@@ -87,8 +101,10 @@ fn failed(command: &Command, code: ExitCode, message: String) -> TaskMetrics {
         target.map(|t| t.dataset.to_string()),
         target.map(|t| t.ds.to_string()),
     );
-    if let Command::Run(c) = command {
-        metrics.ds = c.ds.or(c.from).map(|d| d.to_string());
+    match command {
+        Command::Run(c) => metrics.ds = c.ds.or(c.from).map(|d| d.to_string()),
+        Command::Transform(c) => metrics.ds = Some(c.ds.to_string()),
+        _ => {}
     }
     metrics.status = match code {
         ExitCode::NothingToDo => "skipped",

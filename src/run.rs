@@ -13,55 +13,65 @@ use crate::cli::RunCmd;
 use crate::context::Context;
 use crate::exit::{self, ExitCode};
 use crate::metrics::TaskMetrics;
-use crate::{generate, upload, validate};
+use crate::{generate, load, transform, upload, validate};
 
 #[derive(Clone, Copy)]
 enum Step {
     Generate,
     Validate,
     Upload,
+    Load,
 }
 
 impl Step {
-    fn name(self) -> &'static str {
-        match self {
-            Step::Generate => "generate",
-            Step::Validate => "validate",
-            Step::Upload => "upload",
-        }
-    }
+    const ALL: [Step; 4] = [Step::Generate, Step::Validate, Step::Upload, Step::Load];
 }
 
 pub fn run(ctx: &mut Context, cmd: &RunCmd) -> Result<TaskMetrics> {
     let clock = Instant::now();
     let dates = cmd.dates().map_err(exit::usage)?;
-    let steps = [Step::Generate, Step::Validate, Step::Upload];
-    let total = dates.len() * steps.len() * Dataset::ALL.len();
+    // Per ds: every step for every dataset, then one transform.
+    let total = dates.len() * (Step::ALL.len() * Dataset::ALL.len() + 1);
     let show_progress = std::io::stderr().is_terminal();
-    let mut done = Vec::with_capacity(total);
+    let mut done: Vec<TaskMetrics> = Vec::with_capacity(total);
+    let progress = |done: &[TaskMetrics], started: Instant| {
+        if let Some(m) = done.last().filter(|_| show_progress) {
+            eprintln!(
+                "[{:>3}/{total}] {:<9} {:<16} {}  {:<17} {:>6.2}s",
+                done.len(),
+                m.task,
+                m.dataset.as_deref().unwrap_or("-"),
+                m.ds.as_deref().unwrap_or("-"),
+                outcome(m),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
 
     for &ds in &dates {
-        for step in steps {
+        for step in Step::ALL {
+            // As in the DAG: a rejected file stops load and transform for its ds.
+            if matches!(step, Step::Load) && rejected_on(&done, ds) {
+                break;
+            }
             for dataset in Dataset::ALL {
                 let started = Instant::now();
-                let metrics = run_step(ctx, cmd, step, dataset, ds)?;
-                if show_progress {
-                    eprintln!(
-                        "[{:>3}/{total}] {:<8} {:<16} {ds}  {:<17} {:>6.2}s",
-                        done.len() + 1,
-                        step.name(),
-                        dataset.name(),
-                        outcome(&metrics),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                done.push(metrics);
+                done.push(run_step(ctx, cmd, step, dataset, ds)?);
+                progress(&done, started);
             }
+        }
+        if !rejected_on(&done, ds) {
+            let started = Instant::now();
+            done.push(transform::run(ctx, ds)?);
+            progress(&done, started);
         }
     }
 
     print_summary(&dates, &done);
-    let rejected = done.iter().filter(|m| m.status == "rejected").count();
+    let rejected = done
+        .iter()
+        .filter(|m| m.exit_code == ExitCode::DataRejected.code())
+        .count();
     let mut metrics = TaskMetrics::new("run", None, Some(dates[0].to_string()));
     metrics.status = if rejected == 0 {
         "completed"
@@ -77,7 +87,8 @@ pub fn run(ctx: &mut Context, cmd: &RunCmd) -> Result<TaskMetrics> {
     .code();
     if rejected > 0 {
         metrics.error = Some(format!(
-            "{rejected} file(s) rejected; see the quarantine area"
+            "{rejected} task(s) rejected data (a file, or a failed SQL data test); \
+             see the quarantine area and the transform metrics"
         ));
     }
     for m in done.iter().filter(|m| m.task == "validate") {
@@ -128,7 +139,14 @@ fn run_step(
         Step::Generate => generate::run(ctx, dataset, ds, &cmd.generate, cmd.force),
         Step::Validate => validate::run(ctx, dataset, ds, &cmd.validate, cmd.force),
         Step::Upload => upload::run(ctx, dataset, ds),
+        Step::Load => load::run(ctx, dataset, ds),
     }
+}
+
+fn rejected_on(done: &[TaskMetrics], ds: NaiveDate) -> bool {
+    let ds = ds.to_string();
+    done.iter()
+        .any(|m| m.task == "validate" && m.status == "rejected" && m.ds.as_deref() == Some(&ds))
 }
 
 fn outcome(m: &TaskMetrics) -> String {
@@ -151,8 +169,16 @@ fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(
         out,
-        "\n{:<10}  {:<16} {:>10} {:>10} {:>11}  {:<12} {:<17} {:<16}",
-        "ds", "dataset", "generated", "valid", "quarantined", "validation", "new failures", "lake"
+        "\n{:<10}  {:<16} {:>10} {:>10} {:>11}  {:<12} {:<13} {:<16} {:<14}",
+        "ds",
+        "dataset",
+        "generated",
+        "valid",
+        "quarantined",
+        "validation",
+        "new failures",
+        "lake",
+        "warehouse"
     );
     for ds in dates {
         let ds = ds.to_string();
@@ -160,9 +186,10 @@ fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
             let generated = find("generate", dataset, &ds).map_or(0, |m| m.rows_out);
             let validated = find("validate", dataset, &ds);
             let uploaded = find("upload", dataset, &ds);
+            let loaded = find("load", dataset, &ds);
             let _ = writeln!(
                 out,
-                "{:<10}  {:<16} {:>10} {:>10} {:>11}  {:<12} {:<17} {:<16}",
+                "{:<10}  {:<16} {:>10} {:>10} {:>11}  {:<12} {:<13} {:<16} {:<14}",
                 ds,
                 dataset.name(),
                 generated,
@@ -171,7 +198,26 @@ fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
                 validated.map_or("-", |m| m.status.as_str()),
                 validated.map_or(0, |m| m.new_signatures.len()),
                 uploaded.map_or("-", |m| m.status.as_str()),
+                loaded.map_or("-", |m| m.status.as_str()),
             );
         }
+        let transformed = done
+            .iter()
+            .find(|m| m.task == "transform" && m.ds.as_deref() == Some(ds.as_str()));
+        let _ = match transformed {
+            Some(m) => {
+                let n = |k: &str| m.extra.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                writeln!(
+                    out,
+                    "{ds}  marts: {} rows inserted, {} updated; data tests: {} passed, {} warned, {} failed",
+                    n("inserted"),
+                    n("updated"),
+                    n("tests_passed"),
+                    n("tests_warned"),
+                    n("tests_failed"),
+                )
+            }
+            None => writeln!(out, "{ds}  marts: not built (a file was rejected)"),
+        };
     }
 }

@@ -133,7 +133,8 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
     let p = Pipeline::new();
     let first = p.ok(&["run", "--ds", DS], 0);
     assert_eq!(first["status"], "completed");
-    assert_eq!(first["tasks"].as_array().unwrap().len(), 18);
+    // generate, validate, upload and load per dataset, then one transform.
+    assert_eq!(first["tasks"].as_array().unwrap().len(), 25);
     assert!(
         first["has_failure_delta"].as_bool().unwrap(),
         "defects are new on a fresh install"
@@ -165,6 +166,8 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
     for task in second["tasks"].as_array().unwrap() {
         match task["task"].as_str().unwrap() {
             "upload" => assert_eq!(task["status"], "already_uploaded"),
+            "load" => assert_eq!(task["status"], "already_loaded"),
+            "transform" => assert_eq!(task["rows_out"], 0, "no mart row changed: {task}"),
             _ => assert_eq!(task["reused"], true, "{task}"),
         }
     }
@@ -223,7 +226,7 @@ fn a_backfill_runs_every_day_in_the_range() {
         ],
         0,
     );
-    assert_eq!(m["tasks"].as_array().unwrap().len(), 54);
+    assert_eq!(m["tasks"].as_array().unwrap().len(), 75);
     assert_eq!(m["invalid_rows"], 0);
     assert_eq!(m["ds_to"], "2025-05-25");
 }

@@ -97,6 +97,10 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+
     fn url(&self, key: &str) -> String {
         format!("file://{}", self.root.join(key).display())
     }

@@ -34,6 +34,11 @@ pub trait ObjectStore: Send + Sync {
     fn exists(&self, key: &str) -> Result<bool>;
     /// Removes the object; `false` when there was none.
     fn delete(&self, key: &str) -> Result<bool>;
+    /// The object as a file on this machine, when the store is local, so
+    /// readers can use it in place.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Where the object lives, for metrics and logs.
     fn url(&self, key: &str) -> String;
 }

@@ -28,12 +28,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::error::display::DisplayErrorContext;
-use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{ObjectStat, ObjectStore};
 use crate::exit;
+use crate::runtime::runtime;
 
 /// User metadata key holding the content's hex MD5.
 const MD5_METADATA: &str = "content-md5";
@@ -73,17 +73,6 @@ impl Tuning {
             max_attempts: read("PIPELINE_S3_MAX_ATTEMPTS", 4)? as u32,
         })
     }
-}
-
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime (threads and timers) can be created")
-    })
 }
 
 pub struct S3Store {

@@ -47,6 +47,10 @@ impl Pipeline {
         self.dir.path().join("metadata.db")
     }
 
+    pub fn warehouse_db(&self) -> PathBuf {
+        self.dir.path().join("warehouse.duckdb")
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketing-pipeline"));
         cmd.args(args)
@@ -61,6 +65,10 @@ impl Pipeline {
             .env(
                 "PIPELINE_METADATA_URL",
                 format!("sqlite://{}", self.metadata_db().display()),
+            )
+            .env(
+                "PIPELINE_WAREHOUSE_URL",
+                format!("duckdb://{}", self.warehouse_db().display()),
             )
             .env("SCALE_FACTOR", "0.02")
             .env("PIPELINE_DEFECT_RATE", "0.03")
@@ -83,6 +91,18 @@ impl Pipeline {
             run.stdout, run.stderr
         );
         run.metrics
+    }
+
+    /// One query through the binary's `sql` command; rows as text.
+    pub fn sql(&self, query: &str) -> Vec<Vec<Option<String>>> {
+        let metrics = self.ok(&["sql", query], 0);
+        serde_json::from_value(metrics["rows"].clone()).unwrap()
+    }
+
+    /// The single number a `SELECT COUNT(*) ...` returns.
+    pub fn count(&self, query: &str) -> u64 {
+        let rows = self.sql(query);
+        rows[0][0].as_deref().unwrap().parse().unwrap()
     }
 
     pub fn raw_path(&self, dataset: &str, ext: &str) -> PathBuf {

@@ -1,0 +1,9 @@
+-- The site's pages loaded for this ds.
+CREATE OR REPLACE TABLE STG.STG_PAGES AS
+SELECT
+    PAGE_ID,
+    PAGE_URL,
+    TRIM(PAGE_TITLE) AS PAGE_TITLE,
+    DS AS UPLOAD_DATE
+FROM RAW.PAGES
+WHERE DS = CAST('{{ ds }}' AS DATE)

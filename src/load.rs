@@ -1,0 +1,105 @@
+//! `load DATASET --ds D`: the lake's valid slice into the warehouse's RAW
+//! table, replacing that ds's partition in one transaction.
+//!
+//! RAW.LOAD_LOG in the warehouse itself remembers which file (by MD5) each
+//! partition came from, so a re-run with an unchanged file does nothing,
+//! even from a fresh pod with a fresh metadata database.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use tracing::info;
+
+use crate::catalog::{Dataset, Zone};
+use crate::context::Context;
+use crate::exit;
+use crate::metrics::TaskMetrics;
+use crate::storage::ObjectStore;
+use crate::warehouse::{self, Warehouse, count, date_literal, raw_table};
+
+pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics> {
+    let clock = Instant::now();
+    let mut metrics = TaskMetrics::new("load", Some(dataset.to_string()), Some(ds.to_string()));
+    let key = dataset.object_key(Zone::Valid, ds);
+    let Some(file) = ctx.lake.stat(&key)? else {
+        return Err(exit::nothing_to_do(format!(
+            "no valid slice of {dataset} for {ds} in the lake ({}): upload has not published one",
+            ctx.lake.url(&key)
+        )));
+    };
+    let wh = ctx.warehouse.get()?;
+    let table = raw_table(dataset);
+    wh.execute(&warehouse::raw_table_ddl(dataset))?;
+    let loaded = wh.query(&format!(
+        "SELECT CONTENT_MD5, ROWS_LOADED FROM RAW.LOAD_LOG WHERE {}",
+        load_log_entry(dataset, ds)
+    ))?;
+    let same_file = loaded
+        .first()
+        .filter(|row| row.first().cloned().flatten().as_deref() == Some(file.md5.as_str()));
+    let (status, rows, replaced) = match same_file {
+        Some(row) => {
+            let rows = row.get(1).cloned().flatten().and_then(|n| n.parse().ok());
+            ("already_loaded", rows.unwrap_or(0), 0)
+        }
+        None => {
+            let (rows, replaced) = warehouse::in_transaction(wh, |wh| {
+                replace_partition(wh, dataset, ds, ctx.lake.as_ref(), &key, &file.md5)
+            })?;
+            ("loaded", rows, replaced)
+        }
+    };
+    info!(%dataset, %ds, table, status, rows, replaced, "loaded");
+
+    metrics.status = status.into();
+    metrics.rows_in = rows;
+    metrics.rows_out = rows;
+    metrics.outputs.insert("table".into(), table.into());
+    metrics.outputs.insert("source".into(), ctx.lake.url(&key));
+    let extra = &mut metrics.extra;
+    extra.insert("warehouse".into(), wh.backend().into());
+    extra.insert("replaced_rows".into(), replaced.into());
+    extra.insert("content_md5".into(), file.md5.into());
+    metrics.duration_ms = clock.elapsed().as_millis() as u64;
+    Ok(metrics)
+}
+
+/// Deletes the partition, appends the file and logs it; returns (rows
+/// loaded, rows replaced).
+fn replace_partition(
+    wh: &mut dyn Warehouse,
+    dataset: Dataset,
+    ds: NaiveDate,
+    lake: &dyn ObjectStore,
+    key: &str,
+    md5: &str,
+) -> Result<(u64, u64)> {
+    let table = raw_table(dataset);
+    let in_partition = format!("DS = {}", date_literal(ds));
+    let replaced = count(
+        wh,
+        &format!("SELECT COUNT(*) FROM {table} WHERE {in_partition}"),
+    )?;
+    wh.execute(&format!("DELETE FROM {table} WHERE {in_partition}"))?;
+    wh.append_partition(dataset, ds, lake, key)?;
+    let rows = count(
+        wh,
+        &format!("SELECT COUNT(*) FROM {table} WHERE {in_partition}"),
+    )?;
+    wh.execute(&format!(
+        "DELETE FROM RAW.LOAD_LOG WHERE {}",
+        load_log_entry(dataset, ds)
+    ))?;
+    wh.execute(&format!(
+        "INSERT INTO RAW.LOAD_LOG (DATASET, DS, CONTENT_MD5, ROWS_LOADED, LOADED_AT) \
+         VALUES ('{dataset}', {}, '{md5}', {rows}, CURRENT_TIMESTAMP)",
+        date_literal(ds)
+    ))?;
+    Ok((rows, replaced))
+}
+
+/// The RAW.LOAD_LOG row of one partition.
+fn load_log_entry(dataset: Dataset, ds: NaiveDate) -> String {
+    format!("DATASET = '{dataset}' AND DS = {}", date_literal(ds))
+}

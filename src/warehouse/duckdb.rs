@@ -1,0 +1,179 @@
+//! DuckDB, embedded: one database file, RAW / STG / MART as schemas.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use duckdb::Connection;
+
+use super::{MergeCounts, Rows, Warehouse, count, date_literal, first_line, raw_table};
+use crate::catalog::Dataset;
+use crate::exit;
+use crate::storage::ObjectStore;
+
+/// DuckDB lets one process write a database file at a time; tasks running
+/// in parallel wait for the lock this long (PIPELINE_DUCKDB_LOCK_TIMEOUT_S).
+const DEFAULT_LOCK_TIMEOUT_S: u64 = 300;
+
+pub struct DuckDbWarehouse {
+    conn: Connection,
+}
+
+impl DuckDbWarehouse {
+    pub fn open(path: &str) -> Result<Self> {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                exit::config(format!(
+                    "PIPELINE_WAREHOUSE_URL: cannot create {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let timeout = std::env::var("PIPELINE_DUCKDB_LOCK_TIMEOUT_S")
+            .ok()
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    exit::config(format!(
+                        "PIPELINE_DUCKDB_LOCK_TIMEOUT_S: {v:?} is not a number of seconds"
+                    ))
+                })
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT_S);
+        let started = Instant::now();
+        loop {
+            match Connection::open(&path) {
+                Ok(conn) => return Ok(Self { conn }),
+                Err(e) if e.to_string().contains("lock") => {
+                    if started.elapsed() >= Duration::from_secs(timeout) {
+                        return Err(exit::transient(format!(
+                            "DuckDB {} is locked by another process after {timeout} s: {e}",
+                            path.display()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(exit::config(format!(
+                        "cannot open DuckDB {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Warehouse for DuckDbWarehouse {
+    fn backend(&self) -> &'static str {
+        "duckdb"
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn
+            .execute_batch(sql)
+            .with_context(|| format!("DuckDB: {}", first_line(sql)))
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Rows> {
+        let keyword = sql
+            .trim_start()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        let returns_rows = [
+            "SELECT",
+            "WITH",
+            "FROM",
+            "VALUES",
+            "DESCRIBE",
+            "SHOW",
+            "SUMMARIZE",
+        ]
+        .iter()
+        .any(|k| keyword.eq_ignore_ascii_case(k));
+        if !returns_rows {
+            // DML and DDL: the number of rows changed, as Snowflake answers.
+            let changed = self
+                .conn
+                .execute(sql, [])
+                .with_context(|| format!("DuckDB: {}", first_line(sql)))?;
+            return Ok(vec![vec![Some(changed.to_string())]]);
+        }
+        // Text out of DuckDB itself: one conversion for every type.
+        let text = format!("SELECT COLUMNS(*)::VARCHAR FROM (\n{sql}\n) AS q");
+        let mut statement = self
+            .conn
+            .prepare(&text)
+            .with_context(|| format!("DuckDB: {}", first_line(sql)))?;
+        let rows = statement
+            .query_map([], |row| {
+                let width = row.as_ref().column_count();
+                (0..width)
+                    .map(|i| row.get::<_, Option<String>>(i))
+                    .collect()
+            })?
+            .collect::<Result<Rows, _>>()?;
+        Ok(rows)
+    }
+
+    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts> {
+        // DuckDB reports only the rows a MERGE touched; the table's growth
+        // tells inserts from updates (marts never delete).
+        let rows_in = |wh: &mut Self| count(wh, &format!("SELECT COUNT(*) FROM {target}"));
+        let before = rows_in(self)?;
+        let touched = self
+            .conn
+            .execute(sql, [])
+            .with_context(|| format!("DuckDB: MERGE INTO {target}"))? as u64;
+        let inserted = rows_in(self)? - before;
+        Ok(MergeCounts {
+            inserted,
+            updated: touched - inserted,
+        })
+    }
+
+    fn append_partition(
+        &mut self,
+        dataset: Dataset,
+        ds: NaiveDate,
+        lake: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<()> {
+        // A local lake is read in place; an S3 one is fetched to a temp file.
+        let (path, _download) = match lake.local_path(key) {
+            Some(path) => (path, None),
+            None => {
+                let bytes = lake
+                    .get(key)?
+                    .ok_or_else(|| exit::nothing_to_do(format!("{} is gone", lake.url(key))))?;
+                let mut file = tempfile::Builder::new().suffix(".parquet").tempfile()?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                (file.path().to_path_buf(), Some(file))
+            }
+        };
+        let path = path.display().to_string().replace('\'', "''");
+        self.execute(&format!(
+            "INSERT INTO {table} BY NAME \
+             SELECT *, {ds} AS DS, CAST(now() AS TIMESTAMP) AS LOADED_AT \
+             FROM read_parquet('{path}', hive_partitioning = false)",
+            table = raw_table(dataset),
+            ds = date_literal(ds),
+        ))
+    }
+
+    fn adapt_setup(&self, statement: &str) -> Option<String> {
+        let upper = statement.to_ascii_uppercase();
+        if !(upper.starts_with("CREATE SCHEMA") || upper.starts_with("CREATE TABLE")) {
+            return None;
+        }
+        // DuckDB has no clustering keys: its zone maps prune by the order
+        // rows arrive in, which is already one ds at a time.
+        let end = upper
+            .rfind(") CLUSTER BY")
+            .map_or(statement.len(), |at| at + 1);
+        Some(statement[..end].to_string())
+    }
+}

@@ -1,0 +1,249 @@
+//! The warehouse behind one small interface, chosen by
+//! PIPELINE_WAREHOUSE_URL: `duckdb://PATH` (embedded, the default) or
+//! `snowflake://` (credentials from SNOWFLAKE_* variables).
+//!
+//! Both run the same SQL from sql/; only loading a lake file into RAW and
+//! reading MERGE counts differ.
+
+mod duckdb;
+mod snowflake;
+pub mod sql;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+
+use crate::catalog::{ColumnType, Dataset};
+use crate::exit;
+use crate::storage::ObjectStore;
+
+/// Rows a MERGE inserted and updated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MergeCounts {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+/// Result rows with every value as text (`None` for NULL).
+pub type Rows = Vec<Vec<Option<String>>>;
+
+pub trait Warehouse {
+    /// `duckdb` or `snowflake`, for metrics.
+    fn backend(&self) -> &'static str;
+    /// Runs one statement whose result is not needed.
+    fn execute(&mut self, sql: &str) -> Result<()>;
+    /// Runs one query and returns its rows as text.
+    fn query(&mut self, sql: &str) -> Result<Rows>;
+    /// Runs one `MERGE INTO target ...` and says what it changed.
+    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts>;
+    /// Appends the lake's valid slice for (dataset, ds) to its RAW table,
+    /// with DS and LOADED_AT set; runs inside the caller's transaction.
+    fn append_partition(
+        &mut self,
+        dataset: Dataset,
+        ds: NaiveDate,
+        lake: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<()>;
+    /// Whether a setup statement applies to this backend, and in what form.
+    fn adapt_setup(&self, statement: &str) -> Option<String>;
+}
+
+/// Opens the warehouse a URL names: `duckdb://PATH`, `snowflake://` (the
+/// account's host), `snowflake://HOST[:PORT]`, or `snowflake+http://HOST:PORT`
+/// for an emulator.
+pub fn open(url: &str) -> Result<Box<dyn Warehouse>> {
+    match url.split_once("://") {
+        Some(("duckdb", path)) if !path.is_empty() => {
+            Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?))
+        }
+        Some(("snowflake", host)) => {
+            Ok(Box::new(snowflake::SnowflakeWarehouse::open(host, false)?))
+        }
+        Some(("snowflake+http", host)) if !host.is_empty() => {
+            Ok(Box::new(snowflake::SnowflakeWarehouse::open(host, true)?))
+        }
+        _ => Err(exit::config(format!(
+            "PIPELINE_WAREHOUSE_URL: unsupported warehouse URL {url:?} \
+             (expected duckdb://PATH, snowflake://[HOST[:PORT]] or snowflake+http://HOST:PORT)"
+        ))),
+    }
+}
+
+/// The warehouse of a task, opened on first use (only load, transform,
+/// setup and sql need one) with its schemas and tables in place.
+pub struct LazyWarehouse {
+    url: String,
+    lake_url: String,
+    opened: Option<Box<dyn Warehouse>>,
+}
+
+impl LazyWarehouse {
+    pub fn new(url: &str, lake_url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            lake_url: lake_url.to_string(),
+            opened: None,
+        }
+    }
+
+    pub fn get(&mut self) -> Result<&mut dyn Warehouse> {
+        if self.opened.is_none() {
+            let mut wh = open(&self.url)?;
+            setup(wh.as_mut(), &self.lake_url, false)?;
+            self.opened = Some(wh);
+        }
+        Ok(self.opened.as_deref_mut().expect("opened above"))
+    }
+
+    /// Runs setup.sql, the account-level objects included with `everything`.
+    pub fn setup(&mut self, everything: bool) -> Result<usize> {
+        let lake_url = self.lake_url.clone();
+        setup(self.get()?, &lake_url, everything)
+    }
+}
+
+/// Creates the schemas and tables (all of setup.sql with `everything`, the
+/// account-level objects included; otherwise only CREATE SCHEMA / TABLE).
+/// Every statement is idempotent.
+fn setup(wh: &mut dyn Warehouse, lake_url: &str, everything: bool) -> Result<usize> {
+    let settings = snowflake::ObjectNames::from_env()?;
+    let stage_url = stage_url(lake_url)?;
+    let script = sql::render(
+        sql::file(sql::SETUP),
+        &[
+            ("database", &settings.database),
+            ("warehouse", &settings.warehouse),
+            ("role", &settings.role),
+            ("stage", &settings.stage),
+            ("lake_url", &stage_url),
+        ],
+    )?;
+    let mut ran = 0;
+    for statement in sql::statements(&script) {
+        let upper = statement.to_ascii_uppercase();
+        let schema_object = upper.starts_with("CREATE SCHEMA") || upper.starts_with("CREATE TABLE");
+        if !(everything || schema_object) {
+            continue;
+        }
+        if let Some(statement) = wh.adapt_setup(&statement) {
+            wh.execute(&statement)?;
+            ran += 1;
+        }
+    }
+    Ok(ran)
+}
+
+/// The stage URL for a lake URL: absolute, ending in `/`.
+fn stage_url(lake_url: &str) -> Result<String> {
+    let url = match lake_url.strip_prefix("file://") {
+        Some(path) => {
+            let absolute = std::path::absolute(path).map_err(|e| {
+                exit::config(format!("PIPELINE_LAKE_URL: cannot resolve {path:?}: {e}"))
+            })?;
+            format!("file://{}", absolute.display())
+        }
+        None => lake_url.to_string(),
+    };
+    Ok(if url.ends_with('/') { url } else { url + "/" })
+}
+
+/// The RAW table of a dataset, as named in SQL.
+pub fn raw_table(dataset: Dataset) -> String {
+    format!("RAW.{}", dataset.name().to_ascii_uppercase())
+}
+
+/// DDL for a dataset's RAW table, from the catalogue: its columns, plus the
+/// ds partition it was loaded for and when.
+pub fn raw_table_ddl(dataset: Dataset) -> String {
+    let columns: Vec<String> = dataset
+        .columns()
+        .iter()
+        .map(|c| {
+            let ty = match c.ty {
+                ColumnType::Text => "VARCHAR",
+                ColumnType::Bool => "BOOLEAN",
+                ColumnType::Int => "BIGINT",
+                ColumnType::Float => "DOUBLE",
+                ColumnType::Date => "DATE",
+                ColumnType::Timestamp => "TIMESTAMP",
+            };
+            format!("{} {ty}", c.name.to_ascii_uppercase())
+        })
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, DS DATE, LOADED_AT TIMESTAMP)",
+        raw_table(dataset),
+        columns.join(", ")
+    )
+}
+
+fn first_line(sql: &str) -> &str {
+    sql.trim().lines().next().unwrap_or_default()
+}
+
+/// A `DATE` literal both backends accept.
+pub fn date_literal(ds: NaiveDate) -> String {
+    format!("CAST('{ds}' AS DATE)")
+}
+
+/// Runs `work` in one transaction: committed if it succeeds, rolled back
+/// (best effort, the original error wins) if not.
+pub fn in_transaction<T>(
+    wh: &mut dyn Warehouse,
+    work: impl FnOnce(&mut dyn Warehouse) -> Result<T>,
+) -> Result<T> {
+    wh.execute("BEGIN")?;
+    match work(wh) {
+        Ok(value) => {
+            wh.execute("COMMIT")?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = wh.execute("ROLLBACK");
+            Err(err)
+        }
+    }
+}
+
+/// The single number a `SELECT COUNT(*) ...` returns.
+pub fn count(wh: &mut dyn Warehouse, sql: &str) -> Result<u64> {
+    let rows = wh.query(sql)?;
+    let value = rows.first().and_then(|r| r.first()).cloned().flatten();
+    value
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("expected one count from {sql:?}, got {rows:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_tables_follow_the_catalogue() {
+        let ddl = raw_table_ddl(Dataset::WebsiteActivity);
+        assert!(
+            ddl.starts_with("CREATE TABLE IF NOT EXISTS RAW.WEBSITE_ACTIVITY (SESSION_ID VARCHAR,")
+        );
+        assert!(ddl.contains("PAGES_VIEWED BIGINT, BOUNCE BOOLEAN"));
+        assert!(ddl.ends_with("DS DATE, LOADED_AT TIMESTAMP)"));
+    }
+
+    #[test]
+    fn stage_urls_are_absolute_directories() {
+        assert_eq!(stage_url("s3://lake/prefix").unwrap(), "s3://lake/prefix/");
+        let local = stage_url("file://./data/lake").unwrap();
+        assert!(
+            local.starts_with("file:///") && local.ends_with("/data/lake/"),
+            "{local}"
+        );
+    }
+
+    #[test]
+    fn unsupported_urls_are_config_errors() {
+        for url in ["postgres://x", "duckdb://", "warehouse.duckdb"] {
+            let err = open(url).err().unwrap();
+            assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{url}");
+        }
+    }
+}

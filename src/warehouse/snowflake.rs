@@ -1,0 +1,245 @@
+//! Snowflake through snowflake-connector-rs. Account, user and object names
+//! come from SNOWFLAKE_* variables; password or key-pair auth. Lake files
+//! are loaded with COPY INTO from the external stage over the lake.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use chrono::NaiveDate;
+use snowflake_connector_rs::{
+    AuthConfig, CellValue, Client, ClientConfig, DynamicRow, EndpointConfig, ErrorKind,
+    KeyPairConfig, Session, SessionConfig,
+};
+
+use super::{MergeCounts, Rows, Warehouse, date_literal, first_line, raw_table};
+use crate::catalog::Dataset;
+use crate::exit;
+use crate::runtime::runtime;
+use crate::storage::ObjectStore;
+
+/// The objects the pipeline works in, named by SNOWFLAKE_* variables.
+pub struct ObjectNames {
+    pub database: String,
+    pub warehouse: String,
+    pub role: String,
+    /// External stage over the lake bucket (SNOWFLAKE_STAGE).
+    pub stage: String,
+}
+
+impl ObjectNames {
+    pub fn from_env() -> Result<Self> {
+        let name = |var: &str, default: &str| -> Result<String> {
+            let value = std::env::var(var).unwrap_or_else(|_| default.to_string());
+            let plain = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$'));
+            if plain {
+                Ok(value)
+            } else {
+                Err(exit::config(format!(
+                    "{var}: {value:?} is not a plain Snowflake identifier"
+                )))
+            }
+        };
+        Ok(Self {
+            database: name("SNOWFLAKE_DATABASE", "MARKETING")?,
+            warehouse: name("SNOWFLAKE_WAREHOUSE", "PIPELINE_WH")?,
+            role: name("SNOWFLAKE_ROLE", "PIPELINE_ROLE")?,
+            stage: name("SNOWFLAKE_STAGE", "RAW.LAKE_STAGE")?,
+        })
+    }
+}
+
+pub struct SnowflakeWarehouse {
+    session: Session,
+    stage: String,
+}
+
+fn required(var: &str) -> Result<String> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| exit::config(format!("{var} is not set (needed for snowflake://)")))
+}
+
+/// Password, or a key pair from SNOWFLAKE_PRIVATE_KEY_PATH / _PRIVATE_KEY
+/// with an optional SNOWFLAKE_PRIVATE_KEY_PASSPHRASE.
+fn auth_from_env() -> Result<AuthConfig> {
+    let pem = match std::env::var("SNOWFLAKE_PRIVATE_KEY_PATH") {
+        Ok(path) if !path.is_empty() => Some(std::fs::read_to_string(&path).map_err(|e| {
+            exit::config(format!(
+                "SNOWFLAKE_PRIVATE_KEY_PATH: cannot read {path:?}: {e}"
+            ))
+        })?),
+        _ => std::env::var("SNOWFLAKE_PRIVATE_KEY")
+            .ok()
+            .filter(|v| !v.is_empty()),
+    };
+    if let Some(pem) = pem {
+        let key = match std::env::var("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") {
+            Ok(pass) if !pass.is_empty() => KeyPairConfig::from_encrypted_pem(pem, pass),
+            _ => KeyPairConfig::from_pem(pem),
+        };
+        return Ok(AuthConfig::key_pair(key));
+    }
+    match std::env::var("SNOWFLAKE_PASSWORD") {
+        Ok(password) if !password.is_empty() => Ok(AuthConfig::password(password)),
+        _ => Err(exit::config(
+            "set SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY for snowflake://",
+        )),
+    }
+}
+
+/// Connector errors by what Airflow should do about them. Messages come
+/// from the server or the connector, never from our credentials.
+fn classify(err: snowflake_connector_rs::Error, doing: &str) -> anyhow::Error {
+    let message = format!("Snowflake: {doing}: {err}");
+    match err.kind() {
+        ErrorKind::Config | ErrorKind::Auth => exit::config(message),
+        ErrorKind::Network | ErrorKind::Timeout | ErrorKind::SessionExpired => {
+            exit::transient(message)
+        }
+        _ => anyhow!(message),
+    }
+}
+
+impl SnowflakeWarehouse {
+    /// `endpoint` is empty for the account's own host, or `HOST[:PORT]`;
+    /// `plain_http` is for emulators on 127.0.0.1.
+    pub fn open(endpoint: &str, plain_http: bool) -> Result<Self> {
+        let names = ObjectNames::from_env()?;
+        let mut config = ClientConfig::new(
+            required("SNOWFLAKE_USER")?,
+            required("SNOWFLAKE_ACCOUNT")?,
+            auth_from_env()?,
+        )
+        .with_session(
+            SessionConfig::new()
+                .with_database(&names.database)
+                .with_warehouse(&names.warehouse)
+                .with_role(&names.role)
+                .with_session_parameter("AUTOCOMMIT", true.into()),
+        );
+        let endpoint = endpoint.trim_end_matches('/');
+        if !endpoint.is_empty() {
+            let scheme = if plain_http { "http" } else { "https" };
+            let url = format!("{scheme}://{endpoint}");
+            config = config.with_endpoint(EndpointConfig::custom_base_url(url.parse().map_err(
+                |e| {
+                    exit::config(format!(
+                        "PIPELINE_WAREHOUSE_URL: bad host {endpoint:?}: {e}"
+                    ))
+                },
+            )?));
+        }
+        let client = Client::new(config).map_err(|e| classify(e, "client setup"))?;
+        let session = login(&client)?;
+        Ok(Self {
+            session,
+            stage: names.stage,
+        })
+    }
+
+    fn rows(&mut self, sql: &str, doing: &str) -> Result<Vec<DynamicRow>> {
+        runtime()
+            .block_on(async { self.session.query(sql.to_string()).await?.collect().await })
+            .map_err(|e| classify(e, doing))
+    }
+}
+
+/// Logs in, retrying network failures a few times before giving up (75).
+fn login(client: &Client) -> Result<Session> {
+    let mut attempt = 1;
+    loop {
+        match runtime().block_on(client.create_session()) {
+            Ok(session) => return Ok(session),
+            Err(e)
+                if attempt < 4 && matches!(e.kind(), ErrorKind::Network | ErrorKind::Timeout) =>
+            {
+                std::thread::sleep(Duration::from_millis(500 << attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(classify(e, "login")),
+        }
+    }
+}
+
+impl Warehouse for SnowflakeWarehouse {
+    fn backend(&self) -> &'static str {
+        "snowflake"
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        self.rows(sql, first_line(sql)).map(drop)
+    }
+
+    fn query(&mut self, sql: &str) -> Result<Rows> {
+        Ok(self
+            .rows(sql, first_line(sql))?
+            .into_iter()
+            .map(|row| row.values().iter().cloned().map(text).collect())
+            .collect())
+    }
+
+    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts> {
+        // Snowflake answers a MERGE with one row of counts, by column name.
+        let rows = self.rows(sql, &format!("MERGE INTO {target}"))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| anyhow!("MERGE INTO {target} returned no counts"))?;
+        let number = |name: &str| {
+            row.value(name)
+                .ok()
+                .cloned()
+                .and_then(text)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(MergeCounts {
+            inserted: number("number of rows inserted"),
+            updated: number("number of rows updated"),
+        })
+    }
+
+    fn append_partition(
+        &mut self,
+        dataset: Dataset,
+        ds: NaiveDate,
+        _lake: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<()> {
+        // The stage reads the lake itself; the slice's folder holds one file.
+        let table = raw_table(dataset);
+        let folder = key.rsplit_once('/').map_or(key, |(dir, _)| dir);
+        self.execute(&format!(
+            "COPY INTO {table} FROM @{stage}/{folder} \
+             FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE",
+            stage = self.stage,
+        ))?;
+        // COPY fills the file's columns; the partition columns come after.
+        self.execute(&format!(
+            "UPDATE {table} SET DS = {ds}, LOADED_AT = CURRENT_TIMESTAMP() WHERE DS IS NULL",
+            ds = date_literal(ds),
+        ))
+    }
+
+    fn adapt_setup(&self, statement: &str) -> Option<String> {
+        Some(statement.to_string())
+    }
+}
+
+/// A value as text; `None` for NULL.
+fn text(value: CellValue) -> Option<String> {
+    Some(match value {
+        CellValue::Null => return None,
+        CellValue::Boolean(b) => b.to_string(),
+        CellValue::Integer(n) => n.to_string(),
+        CellValue::Float(f) => f.to_string(),
+        CellValue::Decimal(d) => d.raw().to_string(),
+        CellValue::String(s) => s,
+        CellValue::Date(d) => d.to_string(),
+        CellValue::TimestampNtz(t) => t.to_string(),
+        other => format!("{other:?}"),
+    })
+}
