@@ -1,0 +1,108 @@
+"""
+# marketing_pipeline
+
+Daily ELT of the marketing data: every task runs one subcommand of the
+`marketing-pipeline` binary for the run's `ds` (see the repository README).
+
+```
+generate:  campaigns, forms, pages -> contacts -> form_fills, website_activity
+validate:  one task per dataset, after its generate task
+check_validation (branch on the validate metrics)
+  every dataset validated or quarantined -> validation_passed -> upload -> load -> transform -> end
+  any dataset rejected or missing         -> validation_rejected -> end (fails the run)
+dq_alert:  alerts once per new failure pattern (has_failure_delta) in any validate metrics
+```
+
+**Exit codes**: 0 success (the metrics JSON is the XCom); 99 skipped; 2, 65, 78 fail
+without retry; 1, 75 fail and are retried with exponential backoff. Every failure
+calls `on_task_failure` (email, Slack, alert file).
+
+**Runner** (`PIPELINE_RUNNER`): `local` runs the binary (`PIPELINE_BINARY`) on the
+worker with credentials from the `aws_default` / `snowflake_default` Connections;
+`kubernetes` runs each task in a pod of `PIPELINE_IMAGE`, with settings from the
+ConfigMap `PIPELINE_CONFIGMAP` and credentials from the Secret `PIPELINE_SECRET`.
+
+**Params**: `scale_factor` (SCALE_FACTOR) and `defect_rate` (PIPELINE_DEFECT_RATE).
+"""
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+
+from marketing_pipeline_tasks.alerts import on_task_failure
+from marketing_pipeline_tasks.compat import DAG, EXPONENTIAL_BACKOFF, Param, TaskGroup
+from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, Settings
+from marketing_pipeline_tasks.tasks import pipeline_task
+from marketing_pipeline_tasks.validation import (
+    PASSED_GATE,
+    REJECTED_GATE,
+    VALIDATE_GROUP,
+    choose_publish_path,
+    dq_alert,
+)
+
+settings = Settings.from_env()
+
+with DAG(
+    dag_id="marketing_pipeline",
+    description="Generate, validate, publish, load and transform the marketing data",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["marketing", "elt"],
+    params={
+        "scale_factor": Param(
+            1, type="number", exclusiveMinimum=0, maximum=10000, description="SCALE_FACTOR"
+        ),
+        "defect_rate": Param(
+            0.01, type="number", minimum=0, maximum=1, description="PIPELINE_DEFECT_RATE"
+        ),
+    },
+    default_args={
+        "owner": "data-engineering",
+        "retries": settings.retries,
+        "retry_delay": settings.retry_delay,
+        "retry_exponential_backoff": EXPONENTIAL_BACKOFF,  # the delay doubles
+        "max_retry_delay": settings.max_retry_delay,
+        "on_failure_callback": on_task_failure,
+    },
+) as dag:
+    with TaskGroup("generate"):
+        generate = {dataset: pipeline_task(settings, "generate", dataset) for dataset in DATASETS}
+    for dimension in DIMENSIONS:
+        generate[dimension] >> generate["contacts"]
+    generate["contacts"] >> [generate["form_fills"], generate["website_activity"]]
+
+    with TaskGroup(VALIDATE_GROUP) as validate_group:
+        validate = {dataset: pipeline_task(settings, "validate", dataset) for dataset in DATASETS}
+    for dataset in DATASETS:
+        generate[dataset] >> validate[dataset]
+
+    # all_done: a rejected dataset fails its validate task, and the branch must still choose.
+    check_validation = BranchPythonOperator(
+        task_id="check_validation",
+        python_callable=choose_publish_path,
+        trigger_rule="all_done",
+    )
+    validation_passed = EmptyOperator(task_id=PASSED_GATE)
+    validation_rejected = EmptyOperator(task_id=REJECTED_GATE)
+
+    with TaskGroup("upload"):
+        upload = {dataset: pipeline_task(settings, "upload", dataset) for dataset in DATASETS}
+    with TaskGroup("load"):
+        load = {dataset: pipeline_task(settings, "load", dataset) for dataset in DATASETS}
+    transform = pipeline_task(settings, "transform")
+
+    alert = PythonOperator(task_id="dq_alert", python_callable=dq_alert, trigger_rule="all_done")
+
+    # end succeeds when the path the branch took did. A failed validate task (a rejected
+    # file) makes it upstream_failed, so the run is marked failed though the branch coped.
+    end = EmptyOperator(task_id="end", trigger_rule="none_failed_min_one_success")
+
+    validate_group >> check_validation >> [validation_passed, validation_rejected]
+    for dataset in DATASETS:
+        validation_passed >> upload[dataset] >> load[dataset] >> transform
+    [transform, validation_rejected, validate_group] >> end
+    validate_group >> alert >> end

@@ -1,0 +1,32 @@
+"""One task factory for every pipeline task, whichever runner the settings choose."""
+
+from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
+from marketing_pipeline_tasks.settings import KUBERNETES, Settings
+
+# The DAG params, passed to the binary as its settings (README "Settings").
+PARAM_ENV = {
+    "SCALE_FACTOR": "{{ params.scale_factor }}",
+    "PIPELINE_DEFECT_RATE": "{{ params.defect_rate }}",
+}
+
+
+def pipeline_task(settings: Settings, command: str, dataset: str | None = None):
+    """A task running `marketing-pipeline COMMAND [DATASET] --ds {{ ds }}`.
+
+    Its task id is the dataset (inside the command's TaskGroup) or the command.
+    """
+    subject = [command, dataset] if dataset else [command]
+    arguments = [*subject, "--ds", "{{ ds }}"]
+    task_id = dataset or command
+    if settings.runner == KUBERNETES:
+        # Imported only here: the kubernetes client is heavy and the local runner needs none of it.
+        from marketing_pipeline_tasks.pod_runner import pod_operator
+
+        pod_name = "-".join(["marketing-pipeline", *subject]).replace("_", "-")
+        return pod_operator(settings, task_id, pod_name, arguments, dict(PARAM_ENV))
+    return PipelineBinaryOperator(
+        task_id=task_id,
+        binary=settings.binary,
+        arguments=arguments,
+        env=dict(PARAM_ENV),
+    )

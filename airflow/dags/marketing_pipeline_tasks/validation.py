@@ -1,0 +1,97 @@
+"""What the DAG does with the validate tasks' metrics (their XComs): branch and DQ alert."""
+
+import logging
+
+from marketing_pipeline_tasks.alerts import send_alert
+from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
+from marketing_pipeline_tasks.settings import DATASETS
+
+VALIDATE_GROUP = "validate"
+PASSED_GATE = "validation_passed"
+REJECTED_GATE = "validation_rejected"
+
+# Validate statuses whose valid slice may be published; anything else (rejected,
+# failed, skipped, or no metrics at all because the task never ran) stops the load.
+PUBLISHABLE = ("validated", "quarantined")
+
+log = logging.getLogger(__name__)
+
+
+def validate_task_id(dataset: str) -> str:
+    return f"{VALIDATE_GROUP}.{dataset}"
+
+
+def validation_metrics(ti) -> dict[str, dict]:
+    """Each dataset's validate metrics; {} for a task that pushed none."""
+    return {dataset: ti.xcom_pull(task_ids=validate_task_id(dataset)) or {} for dataset in DATASETS}
+
+
+def choose_publish_path(ti, **_) -> str:
+    """Branch: publish, load and transform only when every dataset validated."""
+    not_publishable = {
+        dataset: metrics.get("status", "no metrics")
+        for dataset, metrics in validation_metrics(ti).items()
+        if metrics.get("status") not in PUBLISHABLE
+    }
+    if not_publishable:
+        log.warning("Not publishing, loading or transforming; validation: %s", not_publishable)
+        return REJECTED_GATE
+    return PASSED_GATE
+
+
+def new_failures(metrics: dict) -> list[dict]:
+    """The failing checks whose pattern (dataset, check, column, rule) is new."""
+    new_signatures = set(metrics.get("new_signatures", []))
+    failures = [f for f in metrics.get("failures", []) if f.get("signature") in new_signatures]
+    # A rejected file (unreadable, wrong columns) has no per-check list, only counts.
+    return failures or [
+        {"check": check, "failed_rows": rows} for check, rows in metrics.get("failed", {}).items()
+    ]
+
+
+def dq_alert(ti, run_id, **_) -> list[dict]:
+    """One alert per run listing every dataset with a new failure pattern (has_failure_delta).
+
+    A known pattern recurring does not alert again: the binary only sets
+    has_failure_delta for signatures it has not recorded before.
+    """
+    findings = [
+        {
+            "dataset": dataset,
+            "status": metrics.get("status"),
+            "rows_in": metrics.get("rows_in"),
+            "invalid_rows": metrics.get("invalid_rows"),
+            "error": metrics.get("error"),
+            "failures": new_failures(metrics),
+            # The validate task's log: this task's own link with the task id swapped.
+            "log_url": ti.log_url.replace(ti.task_id, validate_task_id(dataset)),
+        }
+        for dataset, metrics in validation_metrics(ti).items()
+        if metrics.get("has_failure_delta")
+    ]
+    if not findings:
+        raise AirflowSkipException("No new data-quality failure pattern")
+
+    subject = f"[{ti.dag_id}] new data-quality failures in run {run_id}"
+    failed_channels = send_alert(
+        "dq_alert", subject, _dq_text(run_id, findings), {"run_id": run_id, "datasets": findings}
+    )
+    if failed_channels:
+        raise AirflowException(f"DQ alert not delivered by: {', '.join(failed_channels)}")
+    return findings
+
+
+def _dq_text(run_id: str, findings: list[dict]) -> str:
+    lines = [f"New data-quality failure patterns in run {run_id}:"]
+    for finding in findings:
+        lines.append(
+            f"{finding['dataset']}: {finding['status']}, {finding['invalid_rows']} of "
+            f"{finding['rows_in']} rows quarantined; log: {finding['log_url']}"
+        )
+        if finding["error"]:
+            lines.append(f"  error: {finding['error']}")
+        for failure in finding["failures"]:
+            where = f" on {failure['column']} ({failure['rule']})" if "column" in failure else ""
+            samples = f", e.g. {failure['sample_keys']}" if failure.get("sample_keys") else ""
+            lines.append(f"  - {failure['check']}{where}: {failure['failed_rows']} rows{samples}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The DAG as Airflow parses it: import, shape, retries, callbacks, params, in both runner modes."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from marketing_pipeline_tasks.alerts import on_task_failure
+from marketing_pipeline_tasks.compat import EXPONENTIAL_BACKOFF
+from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
+from marketing_pipeline_tasks.settings import DATASETS
+from support import load_dag, parse_dags
+
+PIPELINE_TASK_IDS = {
+    f"{command}.{dataset}"
+    for command in ("generate", "validate", "upload", "load")
+    for dataset in DATASETS
+} | {"transform"}
+CONTROL_TASK_IDS = {
+    "check_validation",
+    "validation_passed",
+    "validation_rejected",
+    "dq_alert",
+    "end",
+}
+
+
+def downstream(dag, task_id):
+    return dag.get_task(task_id).downstream_task_ids
+
+
+@pytest.mark.parametrize("runner", ["local", "kubernetes"])
+def test_dag_imports_without_errors_in_both_runner_modes(monkeypatch, runner):
+    dag = load_dag(monkeypatch, PIPELINE_RUNNER=runner)
+    assert set(dag.task_ids) == PIPELINE_TASK_IDS | CONTROL_TASK_IDS
+
+
+def test_only_the_dag_file_is_parsed_not_its_helper_package(monkeypatch):
+    # dags/.airflowignore keeps Airflow from importing marketing_pipeline_tasks/ as DAG files.
+    dagbag = parse_dags(monkeypatch)
+    assert [Path(stats.file).name for stats in dagbag.dagbag_stats] == ["marketing_pipeline.py"]
+
+
+def test_an_unknown_runner_is_an_import_error_naming_the_setting(monkeypatch):
+    dagbag = parse_dags(monkeypatch, PIPELINE_RUNNER="docker")
+    assert "PIPELINE_RUNNER" in "".join(dagbag.import_errors.values())
+
+
+def test_local_runner_tasks_run_the_binary_with_the_ds_and_params(local_dag):
+    for task_id in PIPELINE_TASK_IDS:
+        task = local_dag.get_task(task_id)
+        assert isinstance(task, PipelineBinaryOperator)
+        assert task.binary == "marketing-pipeline"
+        assert task.arguments == [*task_id.split("."), "--ds", "{{ ds }}"]
+        assert task.env == {
+            "SCALE_FACTOR": "{{ params.scale_factor }}",
+            "PIPELINE_DEFECT_RATE": "{{ params.defect_rate }}",
+        }
+
+
+def test_binary_path_comes_from_the_environment(monkeypatch):
+    dag = load_dag(monkeypatch, PIPELINE_BINARY="/opt/bin/marketing-pipeline")
+    assert dag.get_task("transform").binary == "/opt/bin/marketing-pipeline"
+
+
+def test_generate_runs_dimensions_then_contacts_then_facts(local_dag):
+    for dimension in ("campaigns", "forms", "pages"):
+        assert local_dag.get_task(f"generate.{dimension}").upstream_task_ids == set()
+        assert "generate.contacts" in downstream(local_dag, f"generate.{dimension}")
+    assert local_dag.get_task("generate.contacts").upstream_task_ids == {
+        "generate.campaigns",
+        "generate.forms",
+        "generate.pages",
+    }
+    for fact in ("form_fills", "website_activity"):
+        assert local_dag.get_task(f"generate.{fact}").upstream_task_ids == {"generate.contacts"}
+
+
+def test_each_dataset_flows_generate_validate_then_upload_load(local_dag):
+    for dataset in DATASETS:
+        assert local_dag.get_task(f"validate.{dataset}").upstream_task_ids == {
+            f"generate.{dataset}"
+        }
+        assert downstream(local_dag, f"validate.{dataset}") == {
+            "check_validation",
+            "dq_alert",
+            "end",
+        }
+        assert local_dag.get_task(f"upload.{dataset}").upstream_task_ids == {"validation_passed"}
+        assert downstream(local_dag, f"upload.{dataset}") == {f"load.{dataset}"}
+        assert downstream(local_dag, f"load.{dataset}") == {"transform"}
+
+
+def test_branch_goes_to_plain_gates_and_both_paths_reach_end(local_dag):
+    branch = local_dag.get_task("check_validation")
+    assert branch.trigger_rule == "all_done"
+    assert branch.downstream_task_ids == {"validation_passed", "validation_rejected"}
+    for gate in ("validation_passed", "validation_rejected"):
+        assert type(local_dag.get_task(gate)).__name__ == "EmptyOperator"
+    assert downstream(local_dag, "validation_passed") == {f"upload.{d}" for d in DATASETS}
+    assert downstream(local_dag, "validation_rejected") == {"end"}
+    assert downstream(local_dag, "transform") == {"end"}
+
+
+def test_dq_alert_and_end_run_whatever_validation_did(local_dag):
+    alert = local_dag.get_task("dq_alert")
+    assert alert.trigger_rule == "all_done"
+    assert alert.upstream_task_ids == {f"validate.{d}" for d in DATASETS}
+    end = local_dag.get_task("end")
+    assert end.trigger_rule == "none_failed_min_one_success"
+    assert end.downstream_task_ids == set()
+
+
+def test_retries_backoff_and_failure_callback_on_every_task(local_dag):
+    for task in local_dag.tasks:
+        assert task.retries == 3
+        assert task.retry_delay == timedelta(minutes=5)
+        assert task.retry_exponential_backoff == EXPONENTIAL_BACKOFF
+        assert task.max_retry_delay == timedelta(hours=1)
+        callbacks = task.on_failure_callback
+        assert on_task_failure in (callbacks if isinstance(callbacks, list) else [callbacks])
+
+
+def test_retry_settings_are_overridable_by_environment(monkeypatch):
+    dag = load_dag(
+        monkeypatch,
+        PIPELINE_DAG_RETRIES="1",
+        PIPELINE_DAG_RETRY_DELAY_S="0.5",
+        PIPELINE_DAG_MAX_RETRY_DELAY_S="2",
+    )
+    task = dag.get_task("validate.contacts")
+    assert task.retries == 1
+    assert task.retry_delay == timedelta(seconds=0.5)
+    assert task.max_retry_delay == timedelta(seconds=2)
+
+
+def test_schedule_params_and_docs(local_dag):
+    assert local_dag.catchup is False
+    assert local_dag.max_active_runs == 1
+    schedule = getattr(local_dag, "schedule", None) or local_dag.schedule_interval  # Airflow 3, 2
+    assert schedule == "@daily"
+    assert local_dag.params["scale_factor"] == 1
+    assert local_dag.params["defect_rate"] == 0.01
+    assert "validation_rejected" in local_dag.doc_md

@@ -1,0 +1,310 @@
+"""End to end: a real Airflow runs the DAG (`airflow dags test`) with the local runner and the real
+binary, a SQLite metadata DB and a DuckDB warehouse in a temp dir. The clean run keeps its landing
+area and lake on a real S3 server (s3s-fs, from S3S_FS_BIN, on 127.0.0.1); the others on file://.
+
+Needs PIPELINE_BINARY pointing at a built marketing-pipeline (and S3S_FS_BIN for the S3 run);
+`bash .ci/run` sets both. Skipped otherwise. Each DAG run takes about 30 s (`airflow db migrate`
+once, about 8 s, before them).
+"""
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import DAGS_FOLDER
+
+BINARY = os.environ.get("PIPELINE_BINARY", "")
+pytestmark = pytest.mark.skipif(
+    not Path(BINARY).is_file(),
+    reason="set PIPELINE_BINARY to a built marketing-pipeline binary to run the end-to-end tests",
+)
+
+DS = "2025-05-25"
+SCALE_FACTOR = 0.01  # 100 contacts, 200 form fills, 500 website sessions
+DATASETS = ("campaigns", "forms", "pages", "contacts", "form_fills", "website_activity")
+PIPELINE_TASKS = [
+    f"{command}.{dataset}"
+    for command in ("generate", "validate", "upload", "load")
+    for dataset in DATASETS
+] + ["transform"]
+PUBLISH_TASKS = [f"{c}.{d}" for c in ("upload", "load") for d in DATASETS] + ["transform"]
+# The `airflow` command of the Python running the tests.
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def base_env(airflow_home: Path) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PIPELINE_", "AIRFLOW_", "AIRFLOW__", "SCALE_FACTOR"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-home")
+    subprocess.run([AIRFLOW, "db", "migrate"], env=base_env(home), check=True, capture_output=True)
+    return home
+
+
+class Pipeline:
+    """One pipeline's storage in a temp dir, and the Airflow that runs the DAG on it."""
+
+    def __init__(self, airflow_home: Path, data: Path, binary: str = BINARY):
+        self.airflow_home = airflow_home
+        self.data = data
+        self.alert_log = data / "alerts.jsonl"
+        self.env = base_env(airflow_home) | {
+            "PIPELINE_RUNNER": "local",
+            "PIPELINE_BINARY": binary,
+            "PIPELINE_LANDING_URL": f"file://{data}/landing",
+            "PIPELINE_LAKE_URL": f"file://{data}/lake",
+            "PIPELINE_METADATA_URL": f"sqlite://{data}/metadata.db",
+            "PIPELINE_WAREHOUSE_URL": f"duckdb://{data}/wh.duckdb",
+            "PIPELINE_ALERT_LOG": str(self.alert_log),
+            "PIPELINE_DAG_RETRIES": "1",
+            "PIPELINE_DAG_RETRY_DELAY_S": "1",
+            "PIPELINE_DAG_MAX_RETRY_DELAY_S": "1",
+        }
+        self.runs = 0
+
+    def run_dag(self, **params) -> subprocess.CompletedProcess:
+        """`airflow dags test` for DS; its output goes to a log file beside the data."""
+        self.runs += 1
+        conf = {"scale_factor": SCALE_FACTOR, **params}
+        log = self.data / f"dags-test-{self.runs}.log"
+        with log.open("w") as out:
+            return subprocess.run(
+                [AIRFLOW, "dags", "test", "marketing_pipeline", DS, "--conf", json.dumps(conf)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=600,
+            )
+
+    def binary(self, *args, **env) -> dict:
+        """Run the binary on this pipeline's storage; its metrics JSON."""
+        result = subprocess.run(
+            [BINARY, *args],
+            env=self.env | env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def _latest_run(self, query: str, *args):
+        db = sqlite3.connect(self.airflow_home / "airflow.db")
+        try:
+            (run_id,) = db.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = 'marketing_pipeline'"
+                " ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            return db.execute(query, (run_id, *args)).fetchall()
+        finally:
+            db.close()
+
+    def run_state(self) -> str:
+        [(state,)] = self._latest_run("SELECT state FROM dag_run WHERE run_id = ?")
+        return state
+
+    def task_states(self) -> dict[str, str]:
+        """Task id -> state in the latest run."""
+        rows = self._latest_run("SELECT task_id, state FROM task_instance WHERE run_id = ?")
+        return dict(rows)
+
+    def try_number(self, task_id: str) -> int:
+        [(try_number,)] = self._latest_run(
+            "SELECT try_number FROM task_instance WHERE run_id = ? AND task_id = ?", task_id
+        )
+        return try_number
+
+    def xcom(self, task_id: str) -> dict:
+        [(value,)] = self._latest_run(
+            "SELECT value FROM xcom WHERE run_id = ? AND task_id = ? AND key = 'return_value'",
+            task_id,
+        )
+        return json.loads(value)
+
+    def alerts(self, kind: str) -> list[dict]:
+        if not self.alert_log.exists():
+            return []
+        alerts = [json.loads(line) for line in self.alert_log.read_text().splitlines()]
+        return [alert for alert in alerts if alert["kind"] == kind]
+
+    def count(self, table: str) -> int:
+        [[count]] = self.binary("sql", f"SELECT COUNT(*) FROM {table}")["rows"]
+        return int(count)
+
+
+@pytest.fixture
+def pipeline(airflow_home, tmp_path):
+    return Pipeline(airflow_home, tmp_path)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def s3_settings(tmp_path):
+    """An s3s-fs server on 127.0.0.1 with buckets `landing` and `lake`; the binary's S3 settings."""
+    server = os.environ.get("S3S_FS_BIN", "")
+    if not Path(server).is_file():
+        pytest.skip("set S3S_FS_BIN to an s3s-fs binary (bash .ci/run installs it)")
+    root = tmp_path / "s3"
+    for bucket in ("landing", "lake"):
+        (root / bucket).mkdir(parents=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    keys = ("test-access-key", "test-secret-key")
+    process = subprocess.Popen(
+        [server, "--host", "127.0.0.1", "--port", str(port)]
+        + ["--access-key", keys[0], "--secret-key", keys[1], str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not listening(port):
+        assert time.monotonic() < deadline, "s3s-fs did not start"
+        time.sleep(0.05)
+    yield {
+        "PIPELINE_LANDING_URL": "s3://landing/marketing",
+        "PIPELINE_LAKE_URL": "s3://lake",
+        "AWS_ACCESS_KEY_ID": keys[0],
+        "AWS_SECRET_ACCESS_KEY": keys[1],
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    process.kill()
+    process.wait()
+
+
+def assert_run(pipeline, result, expected_states: dict[str, str], run_state: str):
+    log = pipeline.data / f"dags-test-{pipeline.runs}.log"
+    states = pipeline.task_states()
+    assert states == expected_states, f"see {log}"
+    assert pipeline.run_state() == run_state, f"see {log}"
+    assert (result.returncode == 0) == (run_state == "success"), f"see {log}"
+
+
+def expected_states(changes: dict[str, str] | None = None) -> dict[str, str]:
+    """Every task's state in a clean run, with the given changes."""
+    clean = dict.fromkeys(PIPELINE_TASKS, "success") | {
+        "check_validation": "success",
+        "validation_passed": "success",
+        "validation_rejected": "skipped",
+        "dq_alert": "skipped",
+        "end": "success",
+    }
+    return clean | (changes or {})
+
+
+# A dataset not validated: the branch takes the rejected path and the run fails.
+NOT_PUBLISHED = dict.fromkeys(PUBLISH_TASKS, "skipped") | {
+    "validation_passed": "skipped",
+    "validation_rejected": "success",
+    "end": "upstream_failed",
+}
+
+
+def test_clean_run_on_s3_publishes_loads_and_transforms(pipeline, s3_settings, tmp_path):
+    pipeline.env |= s3_settings
+    result = pipeline.run_dag(defect_rate=0)
+    assert_run(pipeline, result, expected_states(), "success")
+    assert pipeline.count("MART.MART_CONTACTS") == 100
+    assert pipeline.count("MART.MART_FORM_FILLS") == 200
+    assert pipeline.count("MART.MART_CAMPAIGNS") == 20
+    assert pipeline.alerts("dq_alert") == []
+    assert pipeline.alerts("task_failure") == []
+    # Both areas really live on the S3 server.
+    lake = tmp_path / "s3" / "lake" / "valid-data" / "contacts" / f"ds={DS}"
+    assert (lake / f"contacts_{DS}.parquet").is_file()
+    assert not (pipeline.data / "landing").exists()
+
+
+def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
+    result = pipeline.run_dag(defect_rate=0.01)
+    assert_run(pipeline, result, expected_states({"dq_alert": "success"}), "success")
+    [alert] = pipeline.alerts("dq_alert")
+    alerted = {finding["dataset"] for finding in alert["datasets"]}
+    assert alerted == {"contacts", "form_fills", "website_activity"}
+    for finding in alert["datasets"]:
+        assert finding["failures"] and all(f["failed_rows"] > 0 for f in finding["failures"])
+        assert f"/tasks/validate.{finding['dataset']}" in finding["log_url"]
+    assert alert["run_id"].startswith("manual__")
+    # Only the rows that passed validation reach the mart.
+    contacts = pipeline.xcom("validate.contacts")
+    assert contacts["status"] == "quarantined" and contacts["invalid_rows"] > 0
+    assert pipeline.count("MART.MART_CONTACTS") == contacts["rows_out"]
+
+    result = pipeline.run_dag(defect_rate=0.01)
+    assert_run(pipeline, result, expected_states(), "success")
+    assert len(pipeline.alerts("dq_alert")) == 1  # still only the first run's
+    assert pipeline.count("MART.MART_CONTACTS") == contacts["rows_out"]
+
+
+def test_a_corrupted_raw_file_is_rejected_and_nothing_is_loaded(pipeline):
+    # The file lands corrupted: generate finds it complete and leaves it; validate rejects it.
+    settings = {"SCALE_FACTOR": str(SCALE_FACTOR), "PIPELINE_DEFECT_RATE": "0"}
+    generated = pipeline.binary("generate", "website_activity", "--ds", DS, **settings)
+    raw_file = Path(generated["outputs"]["raw"].removeprefix("file://"))
+    raw_file.write_text('{"session_id": "truncated\n')
+
+    result = pipeline.run_dag(defect_rate=0)
+    expected = expected_states(
+        NOT_PUBLISHED | {"validate.website_activity": "failed", "dq_alert": "success"}
+    )
+    assert_run(pipeline, result, expected, "failed")
+    assert pipeline.try_number("validate.website_activity") == 1  # 65: no retry
+    assert pipeline.xcom("validate.website_activity")["status"] == "rejected"
+    [failure] = pipeline.alerts("task_failure")
+    assert (failure["task_id"], failure["exit_code"]) == ("validate.website_activity", 65)
+    [alert] = pipeline.alerts("dq_alert")
+    assert [finding["dataset"] for finding in alert["datasets"]] == ["website_activity"]
+
+
+def test_a_crash_is_retried_then_calls_the_failure_callback(pipeline, tmp_path):
+    crashing_binary = tmp_path / "crashing-marketing-pipeline"
+    crashing_binary.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "generate campaigns" ]; then echo "simulated crash" >&2; exit 1; fi\n'
+        f'exec "{BINARY}" "$@"\n'
+    )
+    crashing_binary.chmod(0o755)
+    pipeline.env["PIPELINE_BINARY"] = str(crashing_binary)
+
+    result = pipeline.run_dag(defect_rate=0)
+    not_run = [
+        "generate.contacts",
+        "generate.form_fills",
+        "generate.website_activity",
+        "validate.campaigns",
+        "validate.contacts",
+        "validate.form_fills",
+        "validate.website_activity",
+    ]
+    expected = expected_states(
+        NOT_PUBLISHED | dict.fromkeys(not_run, "upstream_failed") | {"generate.campaigns": "failed"}
+    )
+    assert_run(pipeline, result, expected, "failed")
+    assert pipeline.try_number("generate.campaigns") == 2  # PIPELINE_DAG_RETRIES=1
+    [failure] = pipeline.alerts("task_failure")
+    assert failure["task_id"] == "generate.campaigns"
+    assert failure["exit_code"] == 1
+    assert failure["try_number"] == 2

@@ -1,0 +1,210 @@
+"""The branch on validation metrics, the DQ alert and the failure callback, with stand-in XComs."""
+
+import json
+
+import airflow.providers.slack.hooks.slack_webhook as slack_webhook
+import airflow.providers.smtp.hooks.smtp as smtp
+import pytest
+
+from marketing_pipeline_tasks.alerts import on_task_failure
+from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
+from marketing_pipeline_tasks.exit_codes import raise_for_exit_code
+from marketing_pipeline_tasks.settings import DATASETS
+from marketing_pipeline_tasks.validation import (
+    PASSED_GATE,
+    REJECTED_GATE,
+    choose_publish_path,
+    dq_alert,
+)
+from support import FakeTaskInstance
+
+CLEAN = {"status": "validated", "rows_in": 20, "invalid_rows": 0, "has_failure_delta": False}
+NEW_FAILURE = {
+    "status": "quarantined",
+    "rows_in": 100,
+    "invalid_rows": 2,
+    "failed": {"not_null": 1, "email_format": 1},
+    "has_failure_delta": True,
+    "new_signatures": ["sig-email"],
+    "failures": [
+        {
+            "check": "not_null",
+            "column": "contact_id",
+            "rule": "not null",
+            "failed_rows": 1,
+            "signature": "sig-known",
+            "sample_keys": [None],
+        },
+        {
+            "check": "email_format",
+            "column": "email",
+            "rule": "email",
+            "failed_rows": 1,
+            "signature": "sig-email",
+            "sample_keys": ["c-42"],
+        },
+    ],
+}
+REJECTED = {
+    "status": "rejected",
+    "rows_in": 0,
+    "invalid_rows": 0,
+    "failed": {"schema": 1},
+    "has_failure_delta": True,
+    "new_signatures": ["sig-schema"],
+    "error": "columns do not match the catalogue",
+}
+
+
+def task_seeing(task_id, **metrics_by_dataset):
+    """A TaskInstance that pulls these validate XComs (clean metrics for the other datasets)."""
+    xcoms = {f"validate.{d}": metrics_by_dataset.get(d, CLEAN) for d in DATASETS}
+    return FakeTaskInstance(task_id=task_id, xcoms=xcoms)
+
+
+def branch_task(**metrics_by_dataset):
+    return task_seeing("check_validation", **metrics_by_dataset)
+
+
+def alert_task(**metrics_by_dataset):
+    return task_seeing("dq_alert", **metrics_by_dataset)
+
+
+@pytest.fixture
+def alert_log(monkeypatch, tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("PIPELINE_ALERT_LOG", str(path))
+
+    def alerts():
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    return alerts
+
+
+def test_all_validated_or_quarantined_publishes():
+    assert choose_publish_path(branch_task()) == PASSED_GATE
+    assert choose_publish_path(branch_task(contacts=NEW_FAILURE)) == PASSED_GATE
+
+
+def test_a_rejected_dataset_stops_publishing():
+    assert choose_publish_path(branch_task(form_fills=REJECTED)) == REJECTED_GATE
+
+
+def test_a_dataset_without_metrics_stops_publishing():
+    # A validate task that crashed or never ran (upstream failed) pushed no XCom.
+    assert choose_publish_path(branch_task(pages=None)) == REJECTED_GATE
+
+
+def test_dq_alert_skips_when_no_failure_pattern_is_new(alert_log):
+    known = {**NEW_FAILURE, "has_failure_delta": False, "new_signatures": []}
+    with pytest.raises(AirflowSkipException):
+        dq_alert(alert_task(contacts=known), run_id="manual__1")
+    assert alert_log() == []
+
+
+def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_log):
+    findings = dq_alert(alert_task(contacts=NEW_FAILURE, forms=REJECTED), run_id="manual__1")
+    assert [f["dataset"] for f in findings] == ["forms", "contacts"]
+    [alert] = alert_log()
+    assert alert["kind"] == "dq_alert"
+    assert alert["run_id"] == "manual__1"
+    forms, contacts = alert["datasets"]
+    # Only the new pattern: not_null on contact_id was seen before.
+    assert [(f["check"], f["failed_rows"], f["sample_keys"]) for f in contacts["failures"]] == [
+        ("email_format", 1, ["c-42"])
+    ]
+    assert contacts["log_url"].endswith("/tasks/validate.contacts")
+    # A rejected file has counts per check and the binary's error.
+    assert forms["failures"] == [{"check": "schema", "failed_rows": 1}]
+    assert forms["error"] == "columns do not match the catalogue"
+
+
+def failed_task_context(exit_code):
+    try:
+        raise_for_exit_code(exit_code, "unreachable object store")
+    except AirflowException as error:
+        exception = error
+    return {"ti": FakeTaskInstance(task_id="upload.contacts", try_number=4), "exception": exception}
+
+
+def test_failure_callback_names_the_task_exit_code_error_and_log(alert_log):
+    on_task_failure(failed_task_context(75))
+    [alert] = alert_log()
+    assert alert["kind"] == "task_failure"
+    assert alert["task_id"] == "upload.contacts"
+    assert alert["run_id"] == "manual__2025-05-25"
+    assert alert["try_number"] == 4
+    assert alert["exit_code"] == 75
+    assert "unreachable object store" in alert["error"]
+    assert alert["log_url"].endswith("/tasks/upload.contacts")
+
+
+def test_without_connections_alerts_only_log_why(alert_log, caplog):
+    caplog.set_level("INFO")
+    on_task_failure(failed_task_context(1))
+    assert "No Airflow Connection 'smtp_default'" in caplog.text
+    assert "No Airflow Connection 'slack_default'" in caplog.text
+
+
+class RecordingSmtpHook:
+    sent: list = []
+
+    def __init__(self, smtp_conn_id):
+        self.conn_id = smtp_conn_id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def send_email_smtp(self, **email):
+        self.sent.append((self.conn_id, email))
+
+
+class RecordingSlackWebhookHook:
+    sent: list = []
+
+    def __init__(self, slack_webhook_conn_id):
+        self.conn_id = slack_webhook_conn_id
+
+    def send(self, **message):
+        self.sent.append((self.conn_id, message))
+
+
+@pytest.fixture
+def notifiers(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({"conn_type": "smtp", "host": "x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": "T/B/x"})
+    )
+    monkeypatch.setenv("PIPELINE_ALERT_EMAIL", "data@example.com, oncall@example.com")
+    monkeypatch.setattr(smtp, "SmtpHook", RecordingSmtpHook)
+    monkeypatch.setattr(slack_webhook, "SlackWebhookHook", RecordingSlackWebhookHook)
+    RecordingSmtpHook.sent, RecordingSlackWebhookHook.sent = [], []
+    return RecordingSmtpHook.sent, RecordingSlackWebhookHook.sent
+
+
+def test_with_connections_alerts_go_by_email_and_slack(notifiers):
+    emails, slack_messages = notifiers
+    dq_alert(alert_task(contacts=NEW_FAILURE), run_id="manual__1")
+    [(conn_id, email)] = emails
+    assert conn_id == "smtp_default"
+    assert email["to"] == ["data@example.com", "oncall@example.com"]
+    assert "manual__1" in email["subject"]
+    assert "email_format on email (email): 1 rows" in email["html_content"]
+    [(conn_id, message)] = slack_messages
+    assert conn_id == "slack_default"
+    assert "contacts" in message["text"]
+
+
+def test_a_failing_channel_fails_the_dq_alert_after_trying_the_others(monkeypatch, notifiers):
+    emails, slack_messages = notifiers
+
+    def refuse(self, **email):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(RecordingSmtpHook, "send_email_smtp", refuse)
+    with pytest.raises(AirflowException, match="email"):
+        dq_alert(alert_task(contacts=NEW_FAILURE), run_id="manual__1")
+    assert len(slack_messages) == 1
