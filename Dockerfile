@@ -17,9 +17,16 @@ COPY sql ./sql
 RUN cargo build --release --locked \
     && strip target/release/marketing-pipeline
 
-# Runtime: glibc, libstdc++ (DuckDB is C++), CA certificates and a non-root
-# user; no shell, no package manager.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# Airflow for docker-compose.yml (`target: airflow`): the official image with
+# the binary added and the DAG's providers installed from the constraints.
+FROM apache/airflow:3.3.2-python3.11 AS airflow
+COPY airflow/requirements.txt airflow/constraints.txt /tmp/airflow/
+RUN pip install --no-cache-dir -r /tmp/airflow/requirements.txt -c /tmp/airflow/constraints.txt
+COPY --from=build /src/target/release/marketing-pipeline /usr/local/bin/marketing-pipeline
+
+# Runtime, the default target: glibc, libstdc++ (DuckDB is C++), CA
+# certificates and a non-root user; no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 COPY --from=build /src/target/release/marketing-pipeline /usr/local/bin/marketing-pipeline
 # The only writable places are a mounted work dir and /tmp, so the image runs
 # with a read-only root filesystem. Defaults keep the embedded setup in /work/data.

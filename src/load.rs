@@ -55,7 +55,7 @@ pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMet
     metrics.status = status.into();
     metrics.rows_in = rows;
     metrics.rows_out = rows;
-    metrics.outputs.insert("table".into(), table.into());
+    metrics.outputs.insert("table".into(), table);
     metrics.outputs.insert("source".into(), ctx.lake.url(&key));
     let extra = &mut metrics.extra;
     extra.insert("warehouse".into(), wh.backend().into());

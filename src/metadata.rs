@@ -1,20 +1,22 @@
 //! Pipeline metadata: stage_log, file_metadata, dq_checks, dq_signature.
 //!
-//! SQLite (`sqlite://PATH`) with a versioned schema, WAL and a busy timeout,
-//! so the six tasks of one DAG stage can write at once.
+//! SQLite (`sqlite://PATH`, WAL and a busy timeout) for one machine, or
+//! PostgreSQL (`postgres://...`) when tasks run in separate pods: the same
+//! tables, statements and semantics, with a versioned schema on both, safe
+//! for the six tasks of one DAG stage writing at once.
 
-use std::path::Path;
-use std::time::Duration;
+mod db;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use crate::catalog::Dataset;
 use crate::context::now;
 use crate::exit;
+use db::{Arg, Db};
 
-/// Schema migrations; version N is `MIGRATIONS[N - 1]`. Append, never edit.
+/// Schema migrations; version N is `MIGRATIONS[N - 1]`. Append, never edit
+/// (BIGINT was INTEGER once: the same type to SQLite).
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE stage_log (
     dataset      TEXT NOT NULL,
@@ -33,7 +35,7 @@ CREATE TABLE file_metadata (
     ds                TEXT NOT NULL,
     zone              TEXT NOT NULL,
     content_md5       TEXT NOT NULL,
-    bytes             INTEGER NOT NULL,
+    bytes             BIGINT NOT NULL,
     status            TEXT NOT NULL,
     first_uploaded_at TEXT NOT NULL,
     last_uploaded_at  TEXT NOT NULL,
@@ -45,8 +47,8 @@ CREATE TABLE dq_checks (
     check_name   TEXT NOT NULL,
     column_name  TEXT NOT NULL,
     rule         TEXT NOT NULL,
-    failed_rows  INTEGER NOT NULL,
-    total_rows   INTEGER NOT NULL,
+    failed_rows  BIGINT NOT NULL,
+    total_rows   BIGINT NOT NULL,
     signature    TEXT NOT NULL,
     checked_at   TEXT NOT NULL,
     PRIMARY KEY (dataset, ds, check_name, column_name)
@@ -61,12 +63,12 @@ CREATE TABLE dq_signature (
     last_seen_ds   TEXT NOT NULL,
     first_seen_at  TEXT NOT NULL,
     last_seen_at   TEXT NOT NULL,
-    occurrences    INTEGER NOT NULL
+    occurrences    BIGINT NOT NULL
 );
 CREATE TABLE dq_signature_occurrence (
     signature  TEXT NOT NULL REFERENCES dq_signature (signature),
     ds         TEXT NOT NULL,
-    failed_rows INTEGER NOT NULL,
+    failed_rows BIGINT NOT NULL,
     PRIMARY KEY (signature, ds)
 );
 "#];
@@ -103,105 +105,67 @@ pub struct FileRecord {
 }
 
 pub struct Metadata {
-    conn: Connection,
-}
-
-/// Lock contention and I/O trouble are transient; a file that cannot be
-/// opened is a configuration problem; anything else is a bug.
-fn db_error(err: rusqlite::Error) -> anyhow::Error {
-    let code = err.sqlite_error_code();
-    let message = format!("metadata database: {err}");
-    match code {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => {
-            exit::transient(message)
-        }
-        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
-            exit::config(format!("PIPELINE_METADATA_URL: {message}"))
-        }
-        _ => anyhow::Error::new(err).context("metadata database"),
-    }
+    db: Db,
 }
 
 impl Metadata {
-    /// Opens `sqlite://PATH` (created on first use) and migrates it.
+    /// Opens `sqlite://PATH` (created on first use) or `postgres://...` and
+    /// brings its schema up to date.
     pub fn open(url: &str) -> Result<Self> {
-        let path = match url.split_once("://") {
-            Some(("sqlite", path)) if !path.is_empty() => path,
+        let db = match url.split_once("://") {
+            Some(("sqlite", path)) if !path.is_empty() => Db::open_sqlite(path)?,
+            Some(("postgres" | "postgresql", _)) => Db::open_postgres(url)?,
             _ => {
-                return Err(exit::config(format!(
-                    "PIPELINE_METADATA_URL: unsupported URL {url:?} (expected sqlite://PATH)"
-                )));
+                return Err(exit::config(
+                    "PIPELINE_METADATA_URL: unsupported URL (expected sqlite://PATH or \
+                     postgres://USER:PASSWORD@HOST:PORT/DATABASE)",
+                ));
             }
         };
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                exit::config(format!(
-                    "PIPELINE_METADATA_URL: cannot create {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
-        let conn = Connection::open(path).map_err(db_error)?;
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(db_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_error)?;
-        let mut meta = Self { conn };
+        let meta = Self { db };
         meta.migrate()?;
         Ok(meta)
     }
 
-    fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_error)?;
-        let version: usize = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db_error)?;
-        if version > MIGRATIONS.len() {
-            return Err(exit::config(format!(
-                "PIPELINE_METADATA_URL: schema version {version} is newer than this binary ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            tx.execute_batch(sql).map_err(db_error)?;
-            tx.pragma_update(None, "user_version", i + 1)
-                .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)
+    fn migrate(&self) -> Result<()> {
+        self.db.in_transaction(|db| {
+            let version = db.schema_version()?;
+            if version > MIGRATIONS.len() {
+                return Err(exit::config(format!(
+                    "PIPELINE_METADATA_URL: schema version {version} is newer than this binary ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                db.batch(sql)?;
+                db.set_schema_version(i + 1)?;
+            }
+            Ok(())
+        })
     }
 
     #[cfg(test)]
     fn schema_version(&self) -> Result<usize> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db_error)
+        self.db.schema_version()
     }
 
     pub fn stage(&self, dataset: &str, ds: NaiveDate, stage: &str) -> Result<Option<StageRecord>> {
-        self.conn
-            .query_row(
-                "SELECT fingerprint, status, metrics FROM stage_log
-                 WHERE dataset = ?1 AND ds = ?2 AND stage = ?3",
-                params![dataset, ds.to_string(), stage],
-                |r| {
-                    let metrics: String = r.get(2)?;
-                    Ok(StageRecord {
-                        fingerprint: r.get(0)?,
-                        status: r.get(1)?,
-                        metrics: serde_json::from_str(&metrics).unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
-            .map_err(db_error)
+        let ds = ds.to_string();
+        let row = self.db.query_texts(
+            "SELECT fingerprint, status, metrics FROM stage_log
+             WHERE dataset = $1 AND ds = $2 AND stage = $3",
+            &[Arg::Text(dataset), Arg::Text(&ds), Arg::Text(stage)],
+        )?;
+        Ok(row.map(|mut row| {
+            let metrics = row.pop().unwrap_or_default();
+            let status = row.pop().unwrap_or_default();
+            let fingerprint = row.pop().unwrap_or_default();
+            StageRecord {
+                fingerprint,
+                status,
+                metrics: serde_json::from_str(&metrics).unwrap_or_default(),
+            }
+        }))
     }
 
     pub fn record_stage(
@@ -212,27 +176,26 @@ impl Metadata {
         record: &StageRecord,
         started_at: &str,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO stage_log
-                     (dataset, ds, stage, status, fingerprint, metrics, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (dataset, ds, stage) DO UPDATE SET
-                     status = excluded.status, fingerprint = excluded.fingerprint,
-                     metrics = excluded.metrics, started_at = excluded.started_at,
-                     finished_at = excluded.finished_at",
-                params![
-                    dataset,
-                    ds.to_string(),
-                    stage,
-                    record.status,
-                    record.fingerprint,
-                    record.metrics.to_string(),
-                    started_at,
-                    now()
-                ],
-            )
-            .map_err(db_error)?;
+        let (ds, metrics, finished_at) = (ds.to_string(), record.metrics.to_string(), now());
+        self.db.execute(
+            "INSERT INTO stage_log
+                 (dataset, ds, stage, status, fingerprint, metrics, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (dataset, ds, stage) DO UPDATE SET
+                 status = excluded.status, fingerprint = excluded.fingerprint,
+                 metrics = excluded.metrics, started_at = excluded.started_at,
+                 finished_at = excluded.finished_at",
+            &[
+                Arg::Text(dataset),
+                Arg::Text(&ds),
+                Arg::Text(stage),
+                Arg::Text(&record.status),
+                Arg::Text(&record.fingerprint),
+                Arg::Text(&metrics),
+                Arg::Text(started_at),
+                Arg::Text(&finished_at),
+            ],
+        )?;
         Ok(())
     }
 
@@ -247,79 +210,75 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let at = now();
         let ds = ds.to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_error)?;
-        tx.execute(
-            "DELETE FROM dq_checks WHERE dataset = ?1 AND ds = ?2",
-            params![dataset.name(), ds],
-        )
-        .map_err(db_error)?;
-        let mut new_signatures = Vec::new();
-        for result in results {
-            let signature = result.signature(dataset);
-            tx.execute(
-                "INSERT INTO dq_checks (dataset, ds, check_name, column_name, rule,
-                                        failed_rows, total_rows, signature, checked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    dataset.name(),
-                    ds,
-                    result.check,
-                    result.column,
-                    result.rule,
-                    result.failed_rows,
-                    total_rows,
-                    signature,
-                    at
-                ],
-            )
-            .map_err(db_error)?;
-            if result.failed_rows == 0 {
-                continue;
-            }
-            let inserted = tx
-                .execute(
+        let name = dataset.name();
+        self.db.in_transaction(|db| {
+            db.execute(
+                "DELETE FROM dq_checks WHERE dataset = $1 AND ds = $2",
+                &[Arg::Text(name), Arg::Text(&ds)],
+            )?;
+            let mut new_signatures = Vec::new();
+            for result in results {
+                let signature = result.signature(dataset);
+                db.execute(
+                    "INSERT INTO dq_checks (dataset, ds, check_name, column_name, rule,
+                                            failed_rows, total_rows, signature, checked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        Arg::Text(name),
+                        Arg::Text(&ds),
+                        Arg::Text(result.check),
+                        Arg::Text(&result.column),
+                        Arg::Text(&result.rule),
+                        Arg::Int(result.failed_rows),
+                        Arg::Int(total_rows),
+                        Arg::Text(&signature),
+                        Arg::Text(&at),
+                    ],
+                )?;
+                if result.failed_rows == 0 {
+                    continue;
+                }
+                let inserted = db.execute(
                     "INSERT INTO dq_signature (signature, dataset, check_name, column_name, rule,
                          first_seen_ds, last_seen_ds, first_seen_at, last_seen_at, occurrences)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7, 0)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7, 0)
                      ON CONFLICT (signature) DO NOTHING",
-                    params![
-                        signature,
-                        dataset.name(),
-                        result.check,
-                        result.column,
-                        result.rule,
-                        ds,
-                        at
+                    &[
+                        Arg::Text(&signature),
+                        Arg::Text(name),
+                        Arg::Text(result.check),
+                        Arg::Text(&result.column),
+                        Arg::Text(&result.rule),
+                        Arg::Text(&ds),
+                        Arg::Text(&at),
                     ],
-                )
-                .map_err(db_error)?;
-            if inserted == 1 {
-                new_signatures.push(signature.clone());
+                )?;
+                if inserted == 1 {
+                    new_signatures.push(signature.clone());
+                }
+                db.execute(
+                    "INSERT INTO dq_signature_occurrence (signature, ds, failed_rows)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (signature, ds) DO UPDATE SET failed_rows = excluded.failed_rows",
+                    &[
+                        Arg::Text(&signature),
+                        Arg::Text(&ds),
+                        Arg::Int(result.failed_rows),
+                    ],
+                )?;
+                db.execute(
+                    "UPDATE dq_signature SET
+                         occurrences = (SELECT count(*) FROM dq_signature_occurrence o
+                                        WHERE o.signature = dq_signature.signature),
+                         first_seen_ds = CASE WHEN $2 < first_seen_ds THEN $2 ELSE first_seen_ds END,
+                         last_seen_ds = CASE WHEN $2 > last_seen_ds THEN $2 ELSE last_seen_ds END,
+                         last_seen_at = $3
+                     WHERE signature = $1",
+                    &[Arg::Text(&signature), Arg::Text(&ds), Arg::Text(&at)],
+                )?;
             }
-            tx.execute(
-                "INSERT INTO dq_signature_occurrence (signature, ds, failed_rows)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (signature, ds) DO UPDATE SET failed_rows = excluded.failed_rows",
-                params![signature, ds, result.failed_rows],
-            )
-            .map_err(db_error)?;
-            tx.execute(
-                "UPDATE dq_signature SET
-                     occurrences = (SELECT count(*) FROM dq_signature_occurrence o
-                                    WHERE o.signature = dq_signature.signature),
-                     first_seen_ds = min(first_seen_ds, ?2),
-                     last_seen_ds = max(last_seen_ds, ?2),
-                     last_seen_at = ?3
-                 WHERE signature = ?1",
-                params![signature, ds, at],
-            )
-            .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)?;
-        Ok(new_signatures)
+            Ok(new_signatures)
+        })
     }
 
     /// Records the state of a lake object after an upload check; `status`
@@ -333,36 +292,37 @@ impl Metadata {
         file: &FileRecord,
         status: &str,
     ) -> Result<()> {
-        let at = now();
-        let touched = if status == "uploaded" {
-            Some(&at)
-        } else {
-            None
-        };
-        self.conn
-            .execute(
-                "INSERT INTO file_metadata (object_key, dataset, ds, zone, content_md5, bytes,
-                     status, first_uploaded_at, last_uploaded_at, last_checked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)
-                 ON CONFLICT (object_key) DO UPDATE SET
-                     content_md5 = excluded.content_md5, bytes = excluded.bytes,
-                     status = excluded.status,
-                     last_uploaded_at = coalesce(?9, last_uploaded_at),
-                     last_checked_at = excluded.last_checked_at",
-                params![
-                    object_key,
-                    dataset.name(),
-                    ds.to_string(),
-                    zone,
-                    file.content_md5,
-                    file.bytes,
-                    status,
-                    at,
-                    touched
-                ],
-            )
-            .map_err(db_error)?;
+        let (at, ds) = (now(), ds.to_string());
+        // Only a real upload moves last_uploaded_at.
+        let uploaded_at = (status == "uploaded").then_some(at.as_str());
+        self.db.execute(
+            "INSERT INTO file_metadata (object_key, dataset, ds, zone, content_md5, bytes,
+                 status, first_uploaded_at, last_uploaded_at, last_checked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)
+             ON CONFLICT (object_key) DO UPDATE SET
+                 content_md5 = excluded.content_md5, bytes = excluded.bytes,
+                 status = excluded.status,
+                 last_uploaded_at = coalesce($9, file_metadata.last_uploaded_at),
+                 last_checked_at = excluded.last_checked_at",
+            &[
+                Arg::Text(object_key),
+                Arg::Text(dataset.name()),
+                Arg::Text(&ds),
+                Arg::Text(zone),
+                Arg::Text(&file.content_md5),
+                Arg::Int(file.bytes),
+                Arg::Text(status),
+                Arg::Text(&at),
+                Arg::MaybeText(uploaded_at),
+            ],
+        )?;
         Ok(())
+    }
+
+    /// One number from a query, for tests and checks.
+    #[cfg(test)]
+    fn count(&self, sql: &str) -> Result<u64> {
+        self.db.count(sql)
     }
 }
 
@@ -420,10 +380,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        let occurrences: i64 = meta
-            .conn
-            .query_row("SELECT occurrences FROM dq_signature", [], |r| r.get(0))
-            .unwrap();
+        let occurrences = meta.count("SELECT occurrences FROM dq_signature").unwrap();
         assert_eq!(occurrences, 2, "one occurrence per ds, re-runs not counted");
         // A passing check leaves no signature.
         let other = CheckResult {

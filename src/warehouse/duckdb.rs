@@ -78,11 +78,7 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn query(&mut self, sql: &str) -> Result<Rows> {
-        let keyword = sql
-            .trim_start()
-            .split_whitespace()
-            .next()
-            .unwrap_or_default();
+        let keyword = sql.split_whitespace().next().unwrap_or_default();
         let returns_rows = [
             "SELECT",
             "WITH",

@@ -88,17 +88,19 @@ impl LazyWarehouse {
 
     pub fn get(&mut self) -> Result<&mut dyn Warehouse> {
         if self.opened.is_none() {
-            let mut wh = open(&self.url)?;
-            setup(wh.as_mut(), &self.lake_url, false)?;
-            self.opened = Some(wh);
+            self.setup(false)?;
         }
-        Ok(self.opened.as_deref_mut().expect("opened above"))
+        Ok(self.opened.as_deref_mut().expect("opened by setup"))
     }
 
-    /// Runs setup.sql, the account-level objects included with `everything`.
+    /// Opens the warehouse if needed and runs setup.sql, the account-level
+    /// objects included with `everything`; the number of statements run.
     pub fn setup(&mut self, everything: bool) -> Result<usize> {
-        let lake_url = self.lake_url.clone();
-        setup(self.get()?, &lake_url, everything)
+        if self.opened.is_none() {
+            self.opened = Some(open(&self.url)?);
+        }
+        let wh = self.opened.as_deref_mut().expect("opened above");
+        setup(wh, &self.lake_url, everything)
     }
 }
 
