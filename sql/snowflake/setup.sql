@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS MART.MART_WEBSITE_ACTIVITY (
     UPLOAD_DATE DATE NOT NULL
 ) CLUSTER BY (EVENT_DATE);
 
-GRANT USAGE ON ALL SCHEMAS IN DATABASE {{ database }} TO ROLE {{ role }};
+-- The pipeline's role creates RAW and STG tables itself (so it owns them and
+-- may replace staging tables) and writes the marts and RAW.LOAD_LOG created
+-- here. Grant the role to the pipeline's user: GRANT ROLE <role> TO USER <user>.
+GRANT USAGE, CREATE TABLE ON ALL SCHEMAS IN DATABASE {{ database }} TO ROLE {{ role }};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN DATABASE {{ database }} TO ROLE {{ role }};
+GRANT SELECT, INSERT, UPDATE, DELETE ON FUTURE TABLES IN DATABASE {{ database }} TO ROLE {{ role }};
 GRANT USAGE ON STAGE {{ stage }} TO ROLE {{ role }};
