@@ -239,6 +239,24 @@ pub fn parse_ds(s: &str) -> Result<NaiveDate, String> {
         .ok_or_else(|| format!("{s:?} is not a date in YYYY-MM-DD form"))
 }
 
+/// A tuning setting read from the environment: a positive whole number, or
+/// `default` when unset. `for_setting` names what it tunes, for the error.
+pub fn positive_env(name: &str, default: usize, for_setting: &str) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                crate::exit::config(format!(
+                    "{name}: {v:?} is not a positive whole number ({for_setting})"
+                ))
+            }),
+        Err(_) => Ok(default),
+    }
+}
+
 fn parse_scale_factor(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 10_000.0 => Ok(v),

@@ -32,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{ObjectStat, ObjectStore};
+use crate::cli::positive_env;
 use crate::exit;
 use crate::runtime::runtime;
 
@@ -50,21 +51,7 @@ struct Tuning {
 
 impl Tuning {
     fn from_env(setting: &str) -> Result<Self> {
-        let read = |name: &str, default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        exit::config(format!(
-                            "{name}: {v:?} is not a positive whole number ({setting})"
-                        ))
-                    }),
-                Err(_) => Ok(default),
-            }
-        };
+        let read = |name: &str, default: usize| positive_env(name, default, setting);
         let part_size = read("PIPELINE_S3_PART_SIZE_MB", 16)?.max(5) * MIB;
         Ok(Self {
             multipart_threshold: read("PIPELINE_S3_MULTIPART_THRESHOLD_MB", 16)? * MIB,

@@ -7,14 +7,17 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use duckdb::Connection;
 
-use super::{MergeCounts, Rows, Warehouse, count, date_literal, first_line, raw_table};
+use super::{
+    MergeCounts, Rows, Warehouse, count, date_literal, first_line, is_schema_object, raw_table,
+};
 use crate::catalog::Dataset;
+use crate::cli::positive_env;
 use crate::exit;
 use crate::storage::ObjectStore;
 
 /// DuckDB lets one process write a database file at a time; tasks running
 /// in parallel wait for the lock this long (PIPELINE_DUCKDB_LOCK_TIMEOUT_S).
-const DEFAULT_LOCK_TIMEOUT_S: u64 = 300;
+const DEFAULT_LOCK_TIMEOUT_S: usize = 300;
 
 pub struct DuckDbWarehouse {
     conn: Connection,
@@ -31,17 +34,11 @@ impl DuckDbWarehouse {
                 ))
             })?;
         }
-        let timeout = std::env::var("PIPELINE_DUCKDB_LOCK_TIMEOUT_S")
-            .ok()
-            .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    exit::config(format!(
-                        "PIPELINE_DUCKDB_LOCK_TIMEOUT_S: {v:?} is not a number of seconds"
-                    ))
-                })
-            })
-            .transpose()?
-            .unwrap_or(DEFAULT_LOCK_TIMEOUT_S);
+        let timeout = positive_env(
+            "PIPELINE_DUCKDB_LOCK_TIMEOUT_S",
+            DEFAULT_LOCK_TIMEOUT_S,
+            "PIPELINE_WAREHOUSE_URL",
+        )? as u64;
         let started = Instant::now();
         loop {
             match Connection::open(&path) {
@@ -161,10 +158,10 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn adapt_setup(&self, statement: &str) -> Option<String> {
-        let upper = statement.to_ascii_uppercase();
-        if !(upper.starts_with("CREATE SCHEMA") || upper.starts_with("CREATE TABLE")) {
+        if !is_schema_object(statement) {
             return None;
         }
+        let upper = statement.to_ascii_uppercase();
         // DuckDB has no clustering keys: its zone maps prune by the order
         // rows arrive in, which is already one ds at a time.
         let end = upper

@@ -135,6 +135,12 @@ fn setup(wh: &mut dyn Warehouse, lake_url: &str, everything: bool) -> Result<usi
     Ok(ran)
 }
 
+/// A CREATE SCHEMA or CREATE TABLE statement: what every backend runs.
+fn is_schema_object(statement: &str) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    upper.starts_with("CREATE SCHEMA") || upper.starts_with("CREATE TABLE")
+}
+
 /// The stage URL for a lake URL: absolute, ending in `/`.
 fn stage_url(lake_url: &str) -> Result<String> {
     let url = match lake_url.strip_prefix("file://") {
