@@ -8,19 +8,31 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::{Result, anyhow};
 use polars::prelude::*;
-use polars_parquet::write::ZstdLevel;
+use polars::prelude::{ArrowField, CompatLevel};
+use polars_parquet::parquet::error::ParquetResult;
+use polars_parquet::read::ParquetError;
+use polars_parquet::write::{
+    CompressedPage, Compressor, DynIter, DynStreamingIterator, Encoding, FileWriter, ParquetType,
+    StatisticsOptions, Version, WriteOptions, ZstdLevel, array_to_columns,
+    fallible_streaming_iterator, to_parquet_schema,
+};
+use rayon::prelude::*;
 
 use crate::catalog::Format;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Serialises a frame in a raw format. Temporal columns are written as ISO
-/// text in NDJSON and CSV.
-pub fn write(frame: &mut DataFrame, format: Format) -> Result<Vec<u8>> {
+/// text in NDJSON and CSV. A text file may be written in chunks that are
+/// concatenated: `header` says whether this one starts the file (CSV's
+/// header line); Parquet is always written whole.
+pub fn write(frame: &DataFrame, format: Format, header: bool) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(frame.estimated_size());
+    // One thread per chunk: callers serialise chunks in parallel.
     match format {
         Format::Csv => CsvWriter::new(&mut out)
-            .include_header(true)
+            .include_header(header)
+            .n_threads(1)
             .finish(&mut temporal_as_text(frame)?)?,
         Format::NdJson => JsonWriter::new(&mut out)
             .with_json_format(JsonFormat::JsonLines)
@@ -30,15 +42,115 @@ pub fn write(frame: &mut DataFrame, format: Format) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Rows per Parquet row group: enough for good compression, few enough that
+/// the groups of one slice spread over the cores.
+pub const ROW_GROUP_ROWS: usize = 1 << 17;
+
 /// Parquet with zstd level 1, the format of every valid and quarantine slice:
 /// on 1M contacts it writes 35% faster than the default level 3 for a file
 /// 2% larger, and 35% smaller than Snappy.
-pub fn parquet(frame: &mut DataFrame) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(frame.estimated_size() / 4);
-    ParquetWriter::new(&mut out)
-        .with_compression(ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()))
-        .finish(frame)?;
-    Ok(out)
+pub fn parquet(frame: &DataFrame) -> Result<Vec<u8>> {
+    parquet_row_groups(
+        frame.schema(),
+        frame.height().div_ceil(ROW_GROUP_ROWS),
+        |group| Ok(frame.slice((group * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS)),
+    )
+}
+
+/// Parquet of `groups` row groups that `row_group(i)` builds on demand, so a
+/// caller can filter each group out of a larger frame instead of
+/// materialising the filtered whole. Every column of every group is encoded
+/// and compressed in parallel (Polars' own writer compresses pages on one
+/// thread), then the groups are written in order.
+pub fn parquet_row_groups(
+    schema: &Schema,
+    groups: usize,
+    row_group: impl Fn(usize) -> PolarsResult<DataFrame> + Sync,
+) -> Result<Vec<u8>> {
+    let arrow_schema = schema.to_arrow(CompatLevel::newest());
+    let parquet_schema = to_parquet_schema(&arrow_schema)?;
+    let encodings = get_encodings(&arrow_schema);
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        version: Version::V1,
+        compression: ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()).into(),
+        data_page_size: None,
+    };
+    let encode = |(column, (field, parquet_type)): (&Column, (&ArrowField, &ParquetType)),
+                  encoding: &Vec<Encoding>|
+     -> PolarsResult<Vec<Vec<CompressedPage>>> {
+        let array = column
+            .as_materialized_series()
+            .rechunk()
+            .to_arrow(0, CompatLevel::newest());
+        debug_assert_eq!(array.dtype(), field.dtype());
+        array_to_columns(array, parquet_type.clone(), options, encoding)?
+            .into_iter()
+            .map(|pages| {
+                let pages = pages
+                    .map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
+                Compressor::new_from_vec(pages, options.compression, vec![])
+                    .collect::<ParquetResult<Vec<_>>>()
+                    .map_err(PolarsError::from)
+            })
+            .collect()
+    };
+    let encode_group = |i: usize| -> PolarsResult<(usize, Vec<Vec<CompressedPage>>)> {
+        let frame = row_group(i)?;
+        let columns = frame
+            .columns()
+            .par_iter()
+            .zip(
+                arrow_schema
+                    .iter_values()
+                    .zip(parquet_schema.fields())
+                    .collect::<Vec<_>>(),
+            )
+            .zip(encodings.as_slice())
+            .map(|(column, encoding)| encode(column, encoding))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        Ok((frame.height(), columns.into_iter().flatten().collect()))
+    };
+
+    // A wave of one group per thread at a time, so that only one wave of
+    // compressed pages is held beside the file.
+    let wave = rayon::current_num_threads().max(1);
+    let mut waves = (0..groups).step_by(wave).map(|first| {
+        (first..(first + wave).min(groups))
+            .into_par_iter()
+            .map(encode_group)
+            .collect::<PolarsResult<Vec<_>>>()
+    });
+    let first_wave = waves.next().transpose()?.unwrap_or_default();
+    // Size the file from the first wave: one allocation, no regrowth.
+    let first_bytes: usize = first_wave
+        .iter()
+        .flat_map(|(_, columns)| columns.iter().flatten())
+        .map(|page| match page {
+            CompressedPage::Data(page) => page.compressed_size(),
+            CompressedPage::Dict(_) => 0,
+        })
+        .sum();
+    let estimate = first_bytes * groups / first_wave.len().max(1);
+    let out = Vec::with_capacity(estimate + estimate / 16 + (1 << 16));
+    let mut writer = FileWriter::new_with_parquet_schema(
+        out,
+        arrow_schema.clone(),
+        parquet_schema.clone(),
+        options,
+    );
+    for encoded in std::iter::once(Ok(first_wave)).chain(waves) {
+        for (rows, columns) in encoded?.iter().filter(|(rows, _)| *rows > 0) {
+            let columns = columns.iter().map(|pages| {
+                Ok(DynStreamingIterator::new(
+                    fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok)),
+                ))
+            });
+            writer.write(*rows as u64, DynIter::new(columns))?;
+        }
+    }
+    writer.end(None)?;
+    Ok(writer.into_inner())
 }
 
 /// Dates as `YYYY-MM-DD` and timestamps as `YYYY-MM-DDTHH:MM:SS[.ffffff]`,
@@ -55,22 +167,21 @@ fn temporal_as_text(frame: &DataFrame) -> Result<DataFrame> {
             _ => continue,
         };
         let mut buf = String::with_capacity(32);
-        let text: StringChunked = column
-            .cast(&DataType::Int64)?
-            .i64()?
-            .iter()
-            .map(|value| {
-                value.map(|v| {
+        let mut text = StringChunkedBuilder::new(column.name().clone(), column.len());
+        for value in column.cast(&DataType::Int64)?.i64()?.iter() {
+            match value {
+                Some(v) => {
                     buf.clear();
                     match ticks_per_second {
                         None => push_date(&mut buf, v),
                         Some(per_second) => push_timestamp(&mut buf, v, per_second),
                     }
-                    buf.clone()
-                })
-            })
-            .collect();
-        out.with_column(text.with_name(column.name().clone()).into_column())?;
+                    text.append_value(&buf);
+                }
+                None => text.append_null(),
+            }
+        }
+        out.with_column(text.finish().into_column())?;
     }
     Ok(out)
 }
@@ -185,7 +296,7 @@ mod tests {
     #[test]
     fn each_format_round_trips_its_rows() {
         for format in [Format::Csv, Format::NdJson, Format::Parquet] {
-            let bytes = write(&mut sample(), format).unwrap();
+            let bytes = write(&sample(), format, true).unwrap();
             let back = read(&bytes, format).unwrap();
             assert_eq!(back.height(), 2, "{format:?}");
             assert_eq!(back.width(), 3, "{format:?}");
@@ -218,14 +329,14 @@ mod tests {
 
     #[test]
     fn text_formats_carry_iso_dates() {
-        let bytes = write(&mut sample(), Format::NdJson).unwrap();
+        let bytes = write(&sample(), Format::NdJson, true).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains("\"d\":\"2024-10-04\""), "{text}");
     }
 
     #[test]
     fn bad_bytes_are_errors_not_panics() {
-        let parquet = write(&mut sample(), Format::Parquet).unwrap();
+        let parquet = write(&sample(), Format::Parquet, true).unwrap();
         let cases: Vec<(&[u8], Format)> = vec![
             (b"", Format::Csv),
             (b"  \n", Format::NdJson),
@@ -243,5 +354,51 @@ mod tests {
     fn a_byte_order_mark_is_skipped() {
         let frame = read(b"\xEF\xBB\xBFid,n\na,1\n", Format::Csv).unwrap();
         assert_eq!(frame.get_column_names()[0].as_str(), "id");
+    }
+
+    #[test]
+    fn parquet_row_groups_round_trip_in_order() {
+        let rows = ROW_GROUP_ROWS * 2 + 5;
+        let frame = df!(
+            "n" => (0..rows as i64).collect::<Vec<_>>(),
+            "s" => (0..rows).map(|i| (i % 7 == 0).then(|| format!("value {i}"))).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let back = read(&parquet(&frame).unwrap(), Format::Parquet).unwrap();
+        assert!(back.equals_missing(&frame));
+        let groups = ParquetReader::new(Cursor::new(parquet(&frame).unwrap()))
+            .get_metadata()
+            .unwrap()
+            .row_groups
+            .len();
+        assert_eq!(groups, 3);
+    }
+
+    #[test]
+    fn row_groups_built_on_demand_are_written_in_order() {
+        let frame = df!("n" => (0..10i64).collect::<Vec<_>>()).unwrap();
+        // Keep the odd numbers of each 5-row group.
+        let bytes = parquet_row_groups(frame.schema(), 2, |group| {
+            let slice = frame.slice(group as i64 * 5, 5);
+            let odd: BooleanChunked = slice
+                .column("n")?
+                .i64()?
+                .iter()
+                .map(|n| n.map(|n| n % 2 == 1))
+                .collect();
+            slice.filter(&odd)
+        })
+        .unwrap();
+        let back = read(&bytes, Format::Parquet).unwrap();
+        let n: Vec<Option<i64>> = back.column("n").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(n, [1, 3, 5, 7, 9].map(Some));
+    }
+
+    #[test]
+    fn an_empty_frame_is_a_readable_parquet_file_with_its_columns() {
+        let empty = sample().clear();
+        let back = read(&parquet(&empty).unwrap(), Format::Parquet).unwrap();
+        assert_eq!(back.height(), 0);
+        assert_eq!(back.schema(), empty.schema());
     }
 }

@@ -2,13 +2,15 @@
 
 pub mod synth;
 
+use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use tracing::info;
 
-use crate::catalog::Dataset;
+use crate::catalog::{Dataset, Format};
 use crate::cli::GenerateOptions;
 use crate::context::{Context, Stage};
 use crate::formats;
@@ -46,20 +48,103 @@ pub fn run(
 
     let mut metrics = stage.metrics();
     let mut clock = Instant::now();
-    let generated = synth::generate(dataset, &params)?;
-    metrics.lap("generate", &mut clock);
-    let mut frame = generated.frame;
-    let bytes = formats::write(&mut frame, dataset.format())?;
-    metrics.lap("serialize", &mut clock);
-    ctx.landing.put(&key, &bytes)?;
-    metrics.lap("write", &mut clock);
+    let format = dataset.format();
+    let (rows, bytes, injected) = match format {
+        Format::Parquet => {
+            let generated = synth::generate(dataset, &params)?;
+            metrics.lap("generate", &mut clock);
+            let frame = generated.output;
+            let bytes = formats::write(&frame, format, true)?;
+            metrics.lap("serialize", &mut clock);
+            ctx.landing.put(&key, &bytes)?;
+            (frame.height(), bytes.len(), generated.injected)
+        }
+        // Text is serialised chunk by chunk as it is generated, and written
+        // while later chunks are still being made: one lap, "generate".
+        Format::Csv | Format::NdJson => {
+            let (sender, receiver) = mpsc::channel();
+            let mut parts = InOrder::new(receiver, synth::chunk_count(dataset, &params));
+
+            let params = &params;
+            let (generated, written) = std::thread::scope(|scope| {
+                // Owns the sender, so the writer sees the end of the chunks.
+                let generating = scope.spawn(move || {
+                    synth::generate_chunks(dataset, params, |index, chunk| {
+                        let part = formats::write(&chunk, format, index == 0)?;
+                        // A send fails only when the writer gave up; it reports why.
+                        let _ = sender.send((index, part));
+                        Ok(chunk.height())
+                    })
+                });
+                let written = ctx.landing.put_stream(&key, &mut parts);
+                let generated = generating
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (generated, written)
+            });
+            let generated = generated?;
+            written?;
+            metrics.lap("generate", &mut clock);
+            (
+                generated.output.iter().sum(),
+                parts.bytes,
+                generated.injected,
+            )
+        }
+    };
 
     metrics.status = "generated".into();
-    metrics.rows_out = frame.height() as u64;
-    metrics.injected = generated.injected;
+    metrics.rows_out = rows as u64;
+    metrics.injected = injected;
     metrics.outputs.insert("raw".into(), ctx.landing.url(&key));
-    metrics.extra.insert("bytes".into(), bytes.len().into());
+    metrics.extra.insert("bytes".into(), bytes.into());
     stage.complete(ctx, &mut metrics)?;
-    info!(%dataset, %ds, rows = metrics.rows_out, bytes = bytes.len(), "generated");
+    info!(%dataset, %ds, rows, bytes, "generated");
     Ok(metrics)
+}
+
+/// Serialised chunks, received in any order and yielded in chunk order.
+struct InOrder {
+    receiver: mpsc::Receiver<(usize, Vec<u8>)>,
+    pending: BTreeMap<usize, Vec<u8>>,
+    next: usize,
+    chunks: usize,
+    bytes: usize,
+}
+
+impl InOrder {
+    fn new(receiver: mpsc::Receiver<(usize, Vec<u8>)>, chunks: usize) -> Self {
+        Self {
+            receiver,
+            pending: BTreeMap::new(),
+            next: 0,
+            chunks,
+            bytes: 0,
+        }
+    }
+}
+
+impl Iterator for InOrder {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        while self.next < self.chunks {
+            if let Some(part) = self.pending.remove(&self.next) {
+                self.next += 1;
+                self.bytes += part.len();
+                return Some(Ok(part));
+            }
+            match self.receiver.recv() {
+                Ok((index, part)) => {
+                    self.pending.insert(index, part);
+                }
+                Err(_) => {
+                    let missing = self.next;
+                    self.next = self.chunks;
+                    return Some(Err(anyhow!("generation stopped before chunk {missing}")));
+                }
+            }
+        }
+        None
+    }
 }

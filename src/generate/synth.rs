@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 
+use anyhow::Result;
 use chrono::{Datelike, NaiveDate};
 use fake::locales::{Data, EN};
 use polars::prelude::*;
@@ -152,9 +153,9 @@ impl DefectPlan {
     }
 }
 
-/// A generated dataset and the defects injected into it.
-pub struct Generated {
-    pub frame: DataFrame,
+/// A generated dataset (whole or as chunks) and the defects injected into it.
+pub struct Generated<T> {
+    pub output: T,
     pub injected: BTreeMap<String, u64>,
 }
 
@@ -172,7 +173,37 @@ struct Facts<'a> {
     contacts: &'a [u128],
 }
 
-pub fn generate(dataset: Dataset, params: &GenParams) -> PolarsResult<Generated> {
+/// How many chunks `generate_chunks` makes.
+pub fn chunk_count(dataset: Dataset, params: &GenParams) -> usize {
+    match dataset {
+        Dataset::Campaigns | Dataset::Forms | Dataset::Pages => 1,
+        _ => params.rows(dataset).div_ceil(CHUNK_ROWS),
+    }
+}
+
+/// The whole dataset as one frame.
+pub fn generate(dataset: Dataset, params: &GenParams) -> Result<Generated<DataFrame>> {
+    let generated = generate_chunks(dataset, params, |_, chunk| Ok(chunk))?;
+    let mut chunks = generated.output.into_iter();
+    let mut frame = chunks.next().unwrap_or_default();
+    for chunk in chunks {
+        frame.vstack_mut_owned(chunk)?;
+    }
+    Ok(Generated {
+        output: frame,
+        injected: generated.injected,
+    })
+}
+
+/// Generates the dataset in chunks, in parallel, and hands each chunk with
+/// its index to `each` on the thread that made it, so that it can be
+/// serialised while still in cache and freed at once. Returns what `each`
+/// made, in chunk order.
+pub fn generate_chunks<T: Send>(
+    dataset: Dataset,
+    params: &GenParams,
+    each: impl Fn(usize, DataFrame) -> Result<T> + Sync,
+) -> Result<Generated<Vec<T>>> {
     let rows = params.rows(dataset);
     let plan = DefectPlan::new(params, dataset, rows);
     let dimension = match dataset {
@@ -181,8 +212,8 @@ pub fn generate(dataset: Dataset, params: &GenParams) -> PolarsResult<Generated>
         Dataset::Pages => Some(pages()),
         _ => None,
     };
-    let frame = match dimension {
-        Some(columns) => DataFrame::new(rows, columns)?,
+    let output = match dimension {
+        Some(columns) => vec![each(0, DataFrame::new(rows, columns)?)?],
         None => {
             let keys = random_keys(params, dataset, rows);
             let contacts = match dataset {
@@ -195,30 +226,24 @@ pub fn generate(dataset: Dataset, params: &GenParams) -> PolarsResult<Generated>
                 keys: &keys,
                 contacts: &contacts,
             };
-            let starts: Vec<usize> = (0..rows).step_by(CHUNK_ROWS).collect();
-            let chunks = starts
+            (0..chunk_count(dataset, params))
                 .into_par_iter()
-                .map(|start| {
+                .map(|index| {
+                    let start = index * CHUNK_ROWS;
                     let range = start..(start + CHUNK_ROWS).min(rows);
-                    let mut rng = params.rng(dataset, VALUES + ((start / CHUNK_ROWS) as u64) * 16);
+                    let mut rng = params.rng(dataset, VALUES + index as u64 * 16);
                     let columns = match dataset {
                         Dataset::Contacts => contacts_chunk(&facts, &mut rng, range.clone()),
                         Dataset::FormFills => form_fills_chunk(&facts, &mut rng, range.clone()),
                         _ => website_activity_chunk(&facts, &mut rng, range.clone()),
                     };
-                    DataFrame::new(range.len(), columns)
+                    each(index, DataFrame::new(range.len(), columns)?)
                 })
-                .collect::<PolarsResult<Vec<_>>>()?;
-            let mut chunks = chunks.into_iter();
-            let mut frame = chunks.next().unwrap_or_default();
-            for chunk in chunks {
-                frame.vstack_mut_owned(chunk)?;
-            }
-            frame
+                .collect::<Result<Vec<_>>>()?
         }
     };
     Ok(Generated {
-        frame,
+        output,
         injected: plan.injected,
     })
 }
@@ -707,27 +732,27 @@ mod tests {
         for d in Dataset::ALL {
             let g = generate(d, &params(0.05)).unwrap();
             let names: Vec<&str> = g
-                .frame
+                .output
                 .get_column_names()
                 .iter()
                 .map(|n| n.as_str())
                 .collect();
             let expected: Vec<&str> = d.columns().iter().map(|c| c.name).collect();
             assert_eq!(names, expected, "{d}");
-            assert_eq!(g.frame.height(), params(0.05).rows(d), "{d}");
+            assert_eq!(g.output.height(), params(0.05).rows(d), "{d}");
         }
     }
 
     #[test]
     fn same_params_same_frame_other_seed_other_frame() {
-        let a = generate(Dataset::Contacts, &params(0.05)).unwrap().frame;
-        let b = generate(Dataset::Contacts, &params(0.05)).unwrap().frame;
+        let a = generate(Dataset::Contacts, &params(0.05)).unwrap().output;
+        let b = generate(Dataset::Contacts, &params(0.05)).unwrap().output;
         assert!(a.equals_missing(&b));
         let other = GenParams {
             seed: 8,
             ..params(0.05)
         };
-        let c = generate(Dataset::Contacts, &other).unwrap().frame;
+        let c = generate(Dataset::Contacts, &other).unwrap().output;
         assert!(!a.equals_missing(&c));
     }
 
@@ -764,7 +789,7 @@ mod tests {
     fn bounce_is_true_exactly_for_single_page_sessions() {
         let f = generate(Dataset::WebsiteActivity, &params(0.0))
             .unwrap()
-            .frame;
+            .output;
         let viewed = f.column("pages_viewed").unwrap().i64().unwrap();
         let bounce = f.column("bounce").unwrap().bool().unwrap();
         let ok = viewed
@@ -776,7 +801,7 @@ mod tests {
 
     #[test]
     fn campaign_references_are_skewed() {
-        let f = generate(Dataset::FormFills, &params(0.0)).unwrap().frame;
+        let f = generate(Dataset::FormFills, &params(0.0)).unwrap().output;
         let ids = f.column("campaign_id").unwrap().str().unwrap();
         let top = ids
             .iter()

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{ObjectStat, ObjectStore, md5_hex};
+use super::{ObjectBytes, ObjectStat, ObjectStore, md5_hex};
 use crate::exit;
 
 /// A directory on the local filesystem (`file://` URLs).
@@ -17,6 +17,38 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// Writes a temporary file beside the object, then renames it over the
+    /// object: readers see the old object or the whole new one.
+    fn write_atomically(
+        &self,
+        key: &str,
+        write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.path(key)?;
+        let dir = path.parent().context("object key has no parent")?;
+        fs::create_dir_all(dir).map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
+            std::process::id()
+        ));
+        // Durability is left to the filesystem: an fsync per file costs
+        // more than the write.
+        let written = fs::File::create(&tmp)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut file| write(&mut file))
+            .and_then(|()| Ok(fs::rename(&tmp, &path)?));
+        written.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            match e.downcast::<std::io::Error>() {
+                Ok(io) => io_error(io, format!("writing {}", path.display())),
+                Err(other) => other,
+            }
+        })
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -51,27 +83,34 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+    fn get_bytes(&self, key: &str) -> Result<Option<ObjectBytes>> {
         let path = self.path(key)?;
-        let dir = path.parent().context("object key has no parent")?;
-        fs::create_dir_all(dir).map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("object"),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
-            // Atomic for readers (rename); durability is left to the
-            // filesystem: an fsync per file costs more than the write.
-            file.write_all(bytes)?;
-            fs::rename(&tmp, &path)
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(e, format!("reading {}", path.display()))),
         };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_error(e, format!("writing {}", path.display()))
+        // SAFETY: objects are replaced by rename, never rewritten in place,
+        // so the mapped file does not change under the reader.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+            .map_err(|e| io_error(e, format!("mapping {}", path.display())))?;
+        Ok(Some(ObjectBytes::Mapped(map)))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomically(key, &mut |file| Ok(file.write_all(bytes)?))
+    }
+
+    fn put_stream(
+        &self,
+        key: &str,
+        parts: &mut dyn Iterator<Item = Result<Vec<u8>>>,
+    ) -> Result<()> {
+        self.write_atomically(key, &mut |file| {
+            for part in &mut *parts {
+                file.write_all(&part?)?;
+            }
+            Ok(())
         })
     }
 
@@ -127,6 +166,29 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "temp file left behind");
         assert!(store.delete("a/b.txt").unwrap());
         assert!(!store.delete("a/b.txt").unwrap());
+    }
+
+    #[test]
+    fn streamed_parts_are_written_as_one_object_and_mapped_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        assert!(store.get_bytes("a/b.csv").unwrap().is_none());
+        let parts = [b"id\n".to_vec(), vec![], b"1\n2\n".to_vec()];
+        store
+            .put_stream("a/b.csv", &mut parts.into_iter().map(Ok))
+            .unwrap();
+        let want: &[u8] = b"id\n1\n2\n";
+        assert_eq!(&*store.get_bytes("a/b.csv").unwrap().unwrap(), want);
+        store
+            .put_stream("a/empty", &mut std::iter::empty())
+            .unwrap();
+        assert_eq!(&*store.get_bytes("a/empty").unwrap().unwrap(), b"");
+        // A failing part keeps the previous object and leaves no temp file.
+        let mut failing = [Ok(b"x".to_vec()), Err(anyhow::anyhow!("generator failed"))].into_iter();
+        let err = store.put_stream("a/b.csv", &mut failing).unwrap_err();
+        assert_eq!(err.to_string(), "generator failed");
+        assert_eq!(&*store.get_bytes("a/b.csv").unwrap().unwrap(), want);
+        assert_eq!(fs::read_dir(dir.path().join("a")).unwrap().count(), 2);
     }
 
     #[test]

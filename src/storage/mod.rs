@@ -19,11 +19,43 @@ pub struct ObjectStat {
     pub md5: String,
 }
 
+/// An object's bytes: read into memory, or mapped from a local file.
+pub enum ObjectBytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for ObjectBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ObjectBytes::Read(bytes) => bytes,
+            ObjectBytes::Mapped(map) => map,
+        }
+    }
+}
+
 pub trait ObjectStore: Send + Sync {
     /// The object's bytes, or `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// `get` for a caller that only reads the bytes: a local store maps the
+    /// file rather than copying it into fresh memory.
+    fn get_bytes(&self, key: &str) -> Result<Option<ObjectBytes>> {
+        Ok(self.get(key)?.map(ObjectBytes::Read))
+    }
     /// Writes the whole object atomically, replacing any previous one.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// `put` of the concatenation of `parts`, taken in order as they come,
+    /// so that writing overlaps with making them. An `Err` part abandons
+    /// the write and leaves any previous object in place.
+    fn put_stream(
+        &self,
+        key: &str,
+        parts: &mut dyn Iterator<Item = Result<Vec<u8>>>,
+    ) -> Result<()> {
+        let whole = parts.collect::<Result<Vec<_>>>()?.concat();
+        self.put(key, &whole)
+    }
     /// `put` when the caller already has the content's hex MD5, so a
     /// backend that stores it need not hash the bytes again.
     fn put_with_md5(&self, key: &str, bytes: &[u8], _md5: &str) -> Result<()> {

@@ -120,6 +120,18 @@ fn to_timestamp(raw: &Expr, format: &str) -> Expr {
     )
 }
 
+/// True where a value occurs for the first time (and for nulls), like
+/// Polars' `is_first_distinct`, whose hash set starts empty: growing it
+/// re-reads every key from memory at each doubling, which cost a tenth of
+/// validating 1M contacts. Sized up front, each key is hashed once.
+fn first_occurrences(column: Column) -> PolarsResult<Column> {
+    let text = column.cast(&DataType::String)?;
+    let values = text.str()?;
+    let mut seen = PlHashSet::with_capacity(values.len() - values.null_count());
+    let first = values.iter().map(|v| v.is_none_or(|v| seen.insert(v)));
+    Ok(BooleanChunked::from_iter_values(column.name().clone(), first).into_column())
+}
+
 pub fn data_type(ty: ColumnType) -> DataType {
     match ty {
         ColumnType::Text => DataType::String,
@@ -160,7 +172,14 @@ pub fn plan(dataset: Dataset, ds: NaiveDate, references: &HashMap<Dataset, Serie
             add(
                 "unique",
                 "unique key".into(),
-                present.clone().and(value.clone().is_first_distinct().not()),
+                present.clone().and(
+                    value
+                        .clone()
+                        .map(first_occurrences, |_, field| {
+                            Ok(Field::new(field.name().clone(), DataType::Boolean))
+                        })
+                        .not(),
+                ),
             );
         }
         if Some(spec.name) == dataset.date_column() {
@@ -475,6 +494,22 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn only_repeats_of_a_value_are_not_first_occurrences() {
+        let mut values = Column::new("k".into(), [Some("a"), None, Some("b")]);
+        // A second chunk: the set spans chunks.
+        values
+            .append(&Column::new(
+                "k".into(),
+                [Some("a"), None, Some("b"), Some("c")],
+            ))
+            .unwrap();
+        let first = first_occurrences(values).unwrap();
+        let first: Vec<Option<bool>> = first.bool().unwrap().iter().collect();
+        let expected = [true, true, true, false, true, false, true];
+        assert_eq!(first, expected.map(Some));
     }
 
     #[test]

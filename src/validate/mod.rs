@@ -47,7 +47,7 @@ struct Split {
     /// Rows failing at least one check.
     failing: u64,
     /// `None` when the file is rejected for too many failing rows.
-    valid: Option<DataFrame>,
+    valid: Option<ValidSlice>,
     quarantine: DataFrame,
     results: Vec<CheckResult>,
     failures: Vec<serde_json::Value>,
@@ -62,7 +62,7 @@ pub fn run(
 ) -> Result<TaskMetrics> {
     let mut clock = Instant::now();
     let raw_key = dataset.raw_key(ds);
-    let raw = ctx.landing.get(&raw_key)?.ok_or_else(|| {
+    let raw = ctx.landing.get_bytes(&raw_key)?.ok_or_else(|| {
         exit::nothing_to_do(format!("no raw file at {}", ctx.landing.url(&raw_key)))
     })?;
     // A fast non-cryptographic hash: it only tells whether the input changed.
@@ -103,10 +103,10 @@ pub fn run(
 
     metrics.lap("check", &mut clock);
     let results = match outcome {
-        Ok(mut split) => {
+        Ok(split) => {
             let quarantined = split.quarantine.height() as u64;
             metrics.rows_in = split.rows_in;
-            metrics.rows_out = split.valid.as_ref().map_or(0, |v| v.height() as u64);
+            metrics.rows_out = split.valid.as_ref().map_or(0, |v| v.rows);
             metrics.invalid_rows = quarantined;
             for r in &split.results {
                 metrics.add_failed(r.check, r.failed_rows);
@@ -130,13 +130,12 @@ pub fn run(
                 }
                 .into();
             }
-            publish(ctx, &mut metrics, valid, split.valid.as_mut())?;
-            publish(
-                ctx,
-                &mut metrics,
-                quarantine,
-                (quarantined > 0).then_some(&mut split.quarantine),
-            )?;
+            let valid_bytes = split.valid.as_ref().map(ValidSlice::parquet).transpose()?;
+            publish(ctx, &mut metrics, valid, valid_bytes)?;
+            let quarantine_bytes = (quarantined > 0)
+                .then(|| formats::parquet(&split.quarantine))
+                .transpose()?;
+            publish(ctx, &mut metrics, quarantine, quarantine_bytes)?;
             split.results
         }
         Err(rejection) => {
@@ -147,13 +146,18 @@ pub fn run(
             metrics.add_failed(rejection.check, 1);
             // Rare path: fetch the bytes again rather than hold them throughout.
             let raw = ctx.landing.get(&raw_key)?.unwrap_or_default();
-            let mut whole = df!(
+            let whole = df!(
                 "source_file" => [ctx.landing.url(&raw_key)],
                 FAILED_CHECKS => [format!("{}:{}", rejection.check, rejection.reason)],
                 "content" => [raw.as_slice()],
             )?;
             publish(ctx, &mut metrics, valid, None)?;
-            publish(ctx, &mut metrics, quarantine, Some(&mut whole))?;
+            publish(
+                ctx,
+                &mut metrics,
+                quarantine,
+                Some(formats::parquet(&whole)?),
+            )?;
             vec![CheckResult {
                 check: rejection.check,
                 column: rejection.column,
@@ -178,17 +182,17 @@ pub fn run(
     Ok(metrics)
 }
 
-/// Writes a slice and names it in the outputs, or removes a stale one from
-/// an earlier validation.
+/// Writes a slice's Parquet and names it in the outputs, or removes a stale
+/// one from an earlier validation.
 fn publish(
     ctx: &Context,
     metrics: &mut TaskMetrics,
     (name, key): (&str, &str),
-    frame: Option<&mut DataFrame>,
+    parquet: Option<Vec<u8>>,
 ) -> Result<()> {
-    match frame {
-        Some(frame) => {
-            ctx.landing.put(key, &formats::parquet(frame)?)?;
+    match parquet {
+        Some(bytes) => {
+            ctx.landing.put(key, &bytes)?;
             metrics.outputs.insert(name.into(), ctx.landing.url(key));
             Ok(())
         }
@@ -226,6 +230,31 @@ fn load_references(
     Ok(out)
 }
 
+/// The valid rows, kept as the typed columns of every row and a mask, so
+/// that the slice is filtered row group by row group as it is written
+/// rather than copied whole first.
+struct ValidSlice {
+    typed: DataFrame,
+    keep: BooleanChunked,
+    rows: u64,
+}
+
+impl ValidSlice {
+    fn parquet(&self) -> Result<Vec<u8>> {
+        let group_rows = formats::ROW_GROUP_ROWS;
+        formats::parquet_row_groups(
+            self.typed.schema(),
+            self.typed.height().div_ceil(group_rows),
+            |group| {
+                let offset = (group * group_rows) as i64;
+                self.typed
+                    .slice(offset, group_rows)
+                    .filter(&self.keep.slice(offset, group_rows))
+            },
+        )
+    }
+}
+
 fn split(
     dataset: Dataset,
     ds: NaiveDate,
@@ -252,7 +281,6 @@ fn split(
         .collect();
     let any_failed = (0..plan.len()).map(|i| col(flag(i))).reduce(|a, b| a.or(b));
     let work = raw
-        .clone()
         .lazy()
         .with_columns(typed_columns)
         .with_columns(flags)
@@ -270,7 +298,7 @@ fn split(
     for (i, check) in plan.iter().enumerate() {
         let failed = count_true(&work, &flag(i));
         if check.check == "type_cast" && failed > 0 {
-            let present = rows_in - raw.column(check.column).map_or(0, |c| c.null_count()) as u64;
+            let present = rows_in - work.column(check.column).map_or(0, |c| c.null_count()) as u64;
             if failed == present {
                 return Err(Rejection {
                     check: "schema",
@@ -291,7 +319,7 @@ fn split(
 
     let failing = count_true(&work, INVALID);
     let over_tolerance = failing as f64 > max_invalid_ratio * rows_in as f64;
-    let to_reason = |work: DataFrame, extra: Option<Expr>| -> PolarsResult<DataFrame> {
+    let to_reason = |rows: LazyFrame, extra: Option<Expr>| -> PolarsResult<DataFrame> {
         let mut labels: Vec<Expr> = plan
             .iter()
             .enumerate()
@@ -304,7 +332,7 @@ fn split(
             .map(|c| col(c.name).cast(DataType::String))
             .collect();
         out.push(concat_str(labels, ";", true).alias(FAILED_CHECKS));
-        work.lazy().select(out).collect()
+        rows.select(out).collect()
     };
     let internal = |e: PolarsError| Rejection {
         check: "file",
@@ -316,27 +344,32 @@ fn split(
         let note = when(col(INVALID).not())
             .then(lit("rejected:invalid_ratio"))
             .otherwise(lit(NULL));
-        (None, to_reason(work, Some(note)).map_err(internal)?)
+        (None, to_reason(work.lazy(), Some(note)).map_err(internal)?)
     } else {
-        let valid = work
-            .clone()
-            .lazy()
-            .filter(col(INVALID).not())
+        let invalid = mask(&work, INVALID).map_err(internal)?;
+        let quarantine = work
             .select(
-                dataset
-                    .columns()
-                    .iter()
-                    .map(|c| col(typed(c.name)).alias(c.name))
-                    .collect::<Vec<_>>(),
+                (dataset.columns().iter().map(|c| c.name.to_string()))
+                    .chain((0..plan.len()).map(flag)),
             )
-            .collect()
+            .and_then(|rows| rows.filter(&invalid))
+            .and_then(|rows| to_reason(rows.lazy(), None))
             .map_err(internal)?;
-        let bad = work
-            .lazy()
-            .filter(col(INVALID))
-            .collect()
+        let typed = work
+            .select(dataset.columns().iter().map(|c| typed(c.name)))
+            .and_then(|mut typed| {
+                let names: Vec<&str> = dataset.columns().iter().map(|c| c.name).collect();
+                typed.set_column_names(&names)?;
+                Ok(typed)
+            })
             .map_err(internal)?;
-        (Some(valid), to_reason(bad, None).map_err(internal)?)
+        let keep = !invalid;
+        let valid = ValidSlice {
+            typed,
+            keep,
+            rows: rows_in - failing,
+        };
+        (Some(valid), quarantine)
     };
     Ok(Split {
         rows_in,
@@ -350,6 +383,13 @@ fn split(
 
 fn first_line(e: &PolarsError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// A flag column as one chunk. Filtering a column by a one-chunk mask
+/// slices the mask to the column's chunks; a mask chunked differently from
+/// the column would make Polars copy the column into one chunk first.
+fn mask(frame: &DataFrame, name: &str) -> PolarsResult<BooleanChunked> {
+    Ok(frame.column(name)?.bool()?.rechunk().into_owned())
 }
 
 fn count_true(frame: &DataFrame, name: &str) -> u64 {
@@ -369,20 +409,13 @@ fn failure_summary(
     work: &DataFrame,
     index: usize,
 ) -> serde_json::Value {
-    let samples: Vec<Option<String>> = work
-        .clone()
-        .lazy()
-        .filter(col(flag(index)))
-        .select([col(dataset.key()).cast(DataType::String)])
-        .limit(SAMPLE_KEYS as IdxSize)
-        .collect()
+    let samples: Vec<Option<String>> = mask(work, &flag(index))
+        .and_then(|failed| work.column(dataset.key())?.filter(&failed))
+        .and_then(|keys| keys.head(Some(SAMPLE_KEYS)).cast(&DataType::String))
         .ok()
-        .and_then(|f| {
-            f.column(dataset.key())
-                .ok()?
-                .str()
-                .ok()
-                .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
+        .and_then(|keys| {
+            let keys = keys.str().ok()?;
+            Some(keys.iter().map(|v| v.map(str::to_string)).collect())
         })
         .unwrap_or_default();
     let result = check.result(failed);
