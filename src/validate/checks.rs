@@ -173,9 +173,10 @@ pub fn plan(dataset: Dataset, ds: NaiveDate, references: &HashMap<Dataset, Serie
                 "unique",
                 "unique key".into(),
                 present.clone().and(
+                    // `apply`: one call on the whole column, never per chunk.
                     value
                         .clone()
-                        .map(first_occurrences, |_, field| {
+                        .apply(first_occurrences, |_, field| {
                             Ok(Field::new(field.name().clone(), DataType::Boolean))
                         })
                         .not(),
@@ -498,18 +499,23 @@ mod tests {
 
     #[test]
     fn only_repeats_of_a_value_are_not_first_occurrences() {
-        let mut values = Column::new("k".into(), [Some("a"), None, Some("b")]);
-        // A second chunk: the set spans chunks.
-        values
-            .append(&Column::new(
-                "k".into(),
-                [Some("a"), None, Some("b"), Some("c")],
-            ))
+        let mut keys = df!("contact_id" => [Some("a"), None, Some("b")]).unwrap();
+        // A second chunk, as the CSV reader makes: the set spans chunks.
+        keys.vstack_mut_owned(
+            df!("contact_id" => [Some("a"), None, Some("b"), Some("c")]).unwrap(),
+        )
+        .unwrap();
+        let plan = plan(Dataset::Contacts, ds(), &HashMap::new());
+        let unique = plan.iter().find(|c| c.check == "unique").unwrap();
+        let out = keys
+            .lazy()
+            .with_column(col("contact_id").alias(typed("contact_id")))
+            .select([unique.fails.clone()])
+            .collect()
             .unwrap();
-        let first = first_occurrences(values).unwrap();
-        let first: Vec<Option<bool>> = first.bool().unwrap().iter().collect();
-        let expected = [true, true, true, false, true, false, true];
-        assert_eq!(first, expected.map(Some));
+        let fails: Vec<Option<bool>> = out.columns()[0].bool().unwrap().iter().collect();
+        let expected = [false, false, false, true, false, true, false];
+        assert_eq!(fails, expected.map(Some));
     }
 
     #[test]
