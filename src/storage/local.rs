@@ -115,7 +115,7 @@ impl ObjectStore for LocalStore {
     }
 
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
-        Ok(self.get(key)?.map(|bytes| ObjectStat {
+        Ok(self.get_bytes(key)?.map(|bytes| ObjectStat {
             bytes: bytes.len() as u64,
             md5: md5_hex(&bytes),
         }))

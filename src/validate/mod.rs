@@ -241,17 +241,7 @@ struct ValidSlice {
 
 impl ValidSlice {
     fn parquet(&self) -> Result<Vec<u8>> {
-        let group_rows = formats::ROW_GROUP_ROWS;
-        formats::parquet_row_groups(
-            self.typed.schema(),
-            self.typed.height().div_ceil(group_rows),
-            |group| {
-                let offset = (group * group_rows) as i64;
-                self.typed
-                    .slice(offset, group_rows)
-                    .filter(&self.keep.slice(offset, group_rows))
-            },
-        )
+        formats::parquet_where(&self.typed, &self.keep)
     }
 }
 
