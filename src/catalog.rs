@@ -333,7 +333,7 @@ impl fmt::Display for Dataset {
     }
 }
 
-/// The three areas of the layout in DESIGN.md.
+/// The three areas of the layout (README: the files `run` writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {
     Raw,

@@ -43,6 +43,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "PIPELINE_LANDING_URL",
+        hide_env_values = true,
         default_value = "file://./data/landing",
         global = true
     )]
@@ -51,6 +52,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "PIPELINE_LAKE_URL",
+        hide_env_values = true,
         default_value = "file://./data/lake",
         global = true
     )]
@@ -59,6 +61,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "PIPELINE_METADATA_URL",
+        hide_env_values = true,
         default_value = "sqlite://./data/metadata.db",
         global = true
     )]
@@ -68,13 +71,41 @@ pub struct Settings {
     #[arg(
         long,
         env = "PIPELINE_WAREHOUSE_URL",
+        hide_env_values = true,
         default_value = "duckdb://./data/warehouse.duckdb",
         global = true
     )]
     pub warehouse_url: String,
     /// Also write the metrics JSON here (KubernetesPodOperator XCom sidecar).
-    #[arg(long, env = "PIPELINE_XCOM_FILE", global = true)]
+    #[arg(
+        long,
+        env = "PIPELINE_XCOM_FILE",
+        hide_env_values = true,
+        global = true
+    )]
     pub xcom_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Bounds on what one task reads, so that a hostile or broken file is
+/// rejected (exit 65) instead of exhausting a pod's memory.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest raw file validate reads, in bytes (default 3 GiB).
+    #[arg(long, env = "PIPELINE_MAX_FILE_BYTES", hide_env_values = true, default_value_t = 3 << 30, value_parser = parse_positive, global = true)]
+    pub max_file_bytes: u64,
+    /// Largest uncompressed size a Parquet file may declare, in bytes (default 8 GiB).
+    #[arg(long, env = "PIPELINE_MAX_DECOMPRESSED_BYTES", hide_env_values = true, default_value_t = 8 << 30, value_parser = parse_positive, global = true)]
+    pub max_decompressed_bytes: u64,
+    /// Seconds a metadata database call may take before the task gives up
+    /// (exit 75); also the server-side lock and statement timeouts.
+    #[arg(long, env = "PIPELINE_METADATA_TIMEOUT_S", hide_env_values = true, default_value_t = 60, value_parser = parse_positive, global = true)]
+    pub metadata_timeout_s: u64,
+    /// Seconds one warehouse statement may run (Snowflake's
+    /// STATEMENT_TIMEOUT_IN_SECONDS; the client waits a minute longer).
+    #[arg(long, env = "PIPELINE_WAREHOUSE_TIMEOUT_S", hide_env_values = true, default_value_t = 3600, value_parser = parse_positive, global = true)]
+    pub warehouse_timeout_s: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,20 +141,25 @@ pub struct Target {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct GenerateOptions {
     /// Random seed; the same seed, ds and scale factor give identical files.
-    #[arg(long, env = "PIPELINE_SEED", default_value_t = 42)]
+    #[arg(
+        long,
+        env = "PIPELINE_SEED",
+        hide_env_values = true,
+        default_value_t = 42
+    )]
     pub seed: u64,
     /// Multiplies the 10k contacts / 20k form fills / 50k sessions of scale 1.
-    #[arg(long, env = "SCALE_FACTOR", default_value_t = 1.0, value_parser = parse_scale_factor)]
+    #[arg(long, env = "SCALE_FACTOR", hide_env_values = true, default_value_t = 1.0, value_parser = parse_scale_factor)]
     pub scale_factor: f64,
     /// Fraction of fact rows given one known defect; 0 gives clean data.
-    #[arg(long, env = "PIPELINE_DEFECT_RATE", default_value_t = 0.01, value_parser = parse_fraction)]
+    #[arg(long, env = "PIPELINE_DEFECT_RATE", hide_env_values = true, default_value_t = 0.01, value_parser = parse_fraction)]
     pub defect_rate: f64,
 }
 
 #[derive(Args, Debug, Clone, Copy)]
 pub struct ValidateOptions {
     /// Reject the file (exit 65) when more than this fraction of rows is invalid.
-    #[arg(long, env = "PIPELINE_MAX_INVALID_RATIO", default_value_t = 0.05, value_parser = parse_fraction)]
+    #[arg(long, env = "PIPELINE_MAX_INVALID_RATIO", hide_env_values = true, default_value_t = 0.05, value_parser = parse_fraction)]
     pub max_invalid_ratio: f64,
 }
 
@@ -219,11 +255,36 @@ impl RunCmd {
         if to < from {
             return Err(format!("--to {to} is before --from {from}"));
         }
+        let days = (to - from).num_days() + 1;
+        if days > MAX_RUN_DAYS {
+            return Err(format!(
+                "--from {from} --to {to} spans {days} days, over the limit of {MAX_RUN_DAYS}; \
+                 backfill in smaller ranges"
+            ));
+        }
         Ok(from.iter_days().take_while(|d| *d <= to).collect())
     }
 }
 
-/// A calendar date in exactly `YYYY-MM-DD` form (so it is safe in paths).
+/// No limits, for unit tests of readers.
+#[cfg(test)]
+pub const UNLIMITED: Limits = Limits {
+    max_file_bytes: u64::MAX,
+    max_decompressed_bytes: u64::MAX,
+    metadata_timeout_s: 60,
+    warehouse_timeout_s: 3600,
+};
+
+/// The longest range one `run` backfills: ten years.
+const MAX_RUN_DAYS: i64 = 3660;
+
+/// Logical dates a task accepts: timestamps of these days fit every
+/// backend's types with room to spare.
+const FIRST_DS: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+const LAST_DS: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("a valid date");
+
+/// A calendar date in exactly `YYYY-MM-DD` form (so it is safe in paths),
+/// between 1970-01-01 and 2199-12-31.
 pub fn parse_ds(s: &str) -> Result<NaiveDate, String> {
     let well_formed = s.len() == 10
         && s.bytes().enumerate().all(|(i, b)| {
@@ -237,6 +298,20 @@ pub fn parse_ds(s: &str) -> Result<NaiveDate, String> {
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
         .ok_or_else(|| format!("{s:?} is not a date in YYYY-MM-DD form"))
+        .and_then(|ds| {
+            (FIRST_DS..=LAST_DS)
+                .contains(&ds)
+                .then_some(ds)
+                .ok_or_else(|| format!("{ds} is outside {FIRST_DS} to {LAST_DS}"))
+        })
+}
+
+fn parse_positive(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} is not a positive whole number"))
 }
 
 /// A tuning setting read from the environment: a positive whole number, or
@@ -311,6 +386,45 @@ mod tests {
             panic!("parsed as {:?}", cli.command)
         };
         assert_eq!(run.dates().unwrap().len(), 4);
+        let cli = Cli::try_parse_from([
+            "marketing-pipeline",
+            "run",
+            "--from",
+            "1970-01-01",
+            "--to",
+            "2199-12-31",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert!(run.dates().unwrap_err().contains("over the limit"));
+    }
+
+    #[test]
+    fn dates_outside_the_supported_range_are_usage_errors() {
+        for bad in ["0001-01-01", "1969-12-31", "2200-01-01", "9999-12-31"] {
+            assert!(parse_ds(bad).is_err(), "{bad}");
+        }
+        assert!(parse_ds("1970-01-01").is_ok());
+        assert!(parse_ds("2199-12-31").is_ok());
+    }
+
+    #[test]
+    fn help_never_shows_environment_values() {
+        let root = Cli::command();
+        let mut commands = vec![&root];
+        commands.extend(root.get_subcommands());
+        for command in commands {
+            for arg in command.get_arguments().filter(|a| a.get_env().is_some()) {
+                assert!(
+                    arg.is_hide_env_values_set(),
+                    "{} --{}: its environment value would be printed by --help",
+                    command.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
     }
 
     #[test]

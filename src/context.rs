@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use chrono::NaiveDate;
+use tracing::warn;
 
 use crate::catalog::Dataset;
-use crate::cli::Settings;
+use crate::cli::{Limits, Settings};
 use crate::metadata::{Metadata, StageRecord};
 use crate::metrics::TaskMetrics;
 use crate::storage::{self, ObjectStore};
@@ -19,6 +20,7 @@ pub struct Context {
     pub lake: Box<dyn ObjectStore>,
     pub metadata: Metadata,
     pub warehouse: LazyWarehouse,
+    pub limits: Limits,
 }
 
 impl Context {
@@ -26,8 +28,13 @@ impl Context {
         Ok(Self {
             landing: storage::open(&settings.landing_url, "PIPELINE_LANDING_URL")?,
             lake: storage::open(&settings.lake_url, "PIPELINE_LAKE_URL")?,
-            metadata: Metadata::open(&settings.metadata_url)?,
-            warehouse: LazyWarehouse::new(&settings.warehouse_url, &settings.lake_url),
+            metadata: Metadata::open(&settings.metadata_url, settings.limits.metadata_timeout_s)?,
+            warehouse: LazyWarehouse::new(
+                &settings.warehouse_url,
+                &settings.lake_url,
+                settings.limits.warehouse_timeout_s,
+            ),
+            limits: settings.limits,
         })
     }
 }
@@ -68,9 +75,14 @@ impl Stage {
         )
     }
 
-    /// The metrics of an earlier run on the same input, marked reused: no
-    /// new work, so nothing new to alert on.
-    pub fn reusable(&self, ctx: &Context) -> Result<Option<TaskMetrics>> {
+    /// The metrics of an earlier run on the same input, marked reused, when
+    /// `outputs_intact` confirms that what it wrote is still there as it
+    /// wrote it; `None` means the work must be done (again).
+    pub fn reusable(
+        &self,
+        ctx: &Context,
+        outputs_intact: impl FnOnce(&TaskMetrics) -> Result<bool>,
+    ) -> Result<Option<TaskMetrics>> {
         let done = ctx
             .metadata
             .stage(self.dataset.name(), self.ds, self.name)?;
@@ -78,9 +90,17 @@ impl Stage {
             return Ok(None);
         };
         let mut metrics: TaskMetrics = serde_json::from_value(done.metrics)?;
+        if !outputs_intact(&metrics)? {
+            warn!(
+                dataset = %self.dataset, ds = %self.ds, stage = self.name,
+                "the outputs recorded in stage_log are gone or changed; redoing the stage"
+            );
+            return Ok(None);
+        }
+        // The run asking now, not the one that did the work.
+        let now = self.metrics();
+        (metrics.dag_id, metrics.task_id, metrics.run_id) = (now.dag_id, now.task_id, now.run_id);
         metrics.reused = true;
-        metrics.has_failure_delta = false;
-        metrics.new_signatures.clear();
         metrics.duration_ms = self.elapsed_ms();
         Ok(Some(metrics))
     }

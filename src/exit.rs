@@ -1,4 +1,4 @@
-//! Exit codes: the contract with Airflow (see DESIGN.md and README).
+//! Exit codes: the contract with Airflow (documented in the README).
 //!
 //! Tasks return `anyhow::Error`; an error built here carries its exit code,
 //! anything else is a bug (1). `main` maps errors into codes in one place.

@@ -19,6 +19,7 @@ use polars_parquet::write::{
 use rayon::prelude::*;
 
 use crate::catalog::Format;
+use crate::cli::Limits;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -253,11 +254,18 @@ fn push_timestamp(buf: &mut String, ticks: i64, per_second: i64) {
 
 /// Parses raw bytes. CSV comes back all-text (validate casts it); NDJSON
 /// with inferred types; Parquet with its own types. A UTF-8 byte-order mark
-/// is harmless and skipped.
-pub fn read(bytes: &[u8], format: Format) -> Result<DataFrame> {
+/// is harmless and skipped. Input the parsers could not survive is refused
+/// first: NDJSON nested deeper than `MAX_NESTING`, Parquet declaring more
+/// than `limits.max_decompressed_bytes` or holding nested columns.
+pub fn read(bytes: &[u8], format: Format, limits: &Limits) -> Result<DataFrame> {
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(anyhow!("file is empty"));
+    }
+    match format {
+        Format::NdJson => check_nesting(bytes)?,
+        Format::Parquet => check_parquet_footer(bytes, limits)?,
+        Format::Csv => {}
     }
     let parsed = catch_unwind(AssertUnwindSafe(|| match format {
         Format::Csv => CsvReadOptions::default()
@@ -286,6 +294,109 @@ pub fn read(bytes: &[u8], format: Format) -> Result<DataFrame> {
     }
 }
 
+/// Deepest `[`/`{` nesting accepted in NDJSON. Source rows are flat; the
+/// parser recurses per level, and 200k levels overflow its stack.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses JSON nested deeper than `MAX_NESTING`, outside strings.
+fn check_nesting(bytes: &[u8]) -> Result<()> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (line, text) in bytes.split(|b| *b == b'\n').enumerate() {
+        for &b in text {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(anyhow!(
+                            "unreadable .jsonl file: line {} is nested deeper than {MAX_NESTING} levels",
+                            line + 1
+                        ));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        // Every NDJSON line is a document of its own.
+        (depth, in_string, escaped) = (0, false, false);
+    }
+    Ok(())
+}
+
+/// Refuses a Parquet file whose footer declares more uncompressed data than
+/// the limit (a decompression bomb) or nested columns (never source data).
+fn check_parquet_footer(bytes: &[u8], limits: &Limits) -> Result<()> {
+    let metadata = catch_unwind(AssertUnwindSafe(|| {
+        ParquetReader::new(Cursor::new(bytes))
+            .get_metadata()
+            .cloned()
+    }));
+    let metadata = match metadata {
+        Ok(Ok(metadata)) => metadata,
+        Ok(Err(e)) => {
+            return Err(anyhow!(
+                "unreadable .parquet file: {}",
+                first_line(&e.to_string())
+            ));
+        }
+        Err(_) => return Err(anyhow!("unreadable .parquet file: malformed footer")),
+    };
+    // The parser slices column chunks by the footer's offsets without
+    // checking them (and panics on one past the end): check them here.
+    let file_len = bytes.len() as u64;
+    let outside = metadata
+        .row_groups
+        .iter()
+        .flat_map(|g| g.byte_ranges_iter())
+        .any(|range| range.start > range.end || range.end > file_len);
+    if outside {
+        return Err(anyhow!(
+            "unreadable .parquet file: a column chunk lies outside the file (truncated or corrupt)"
+        ));
+    }
+    let declared: u64 = metadata
+        .row_groups
+        .iter()
+        .map(|g| {
+            let columns: u64 = g
+                .parquet_columns()
+                .iter()
+                .map(|c| c.uncompressed_size().max(0) as u64)
+                .sum();
+            columns.max(g.total_byte_size() as u64)
+        })
+        .sum();
+    if declared > limits.max_decompressed_bytes {
+        return Err(anyhow!(
+            "unreadable .parquet file: it declares {declared} uncompressed bytes, over the limit of {} \
+             (PIPELINE_MAX_DECOMPRESSED_BYTES)",
+            limits.max_decompressed_bytes
+        ));
+    }
+    if let Some(nested) = metadata
+        .schema_descr
+        .fields()
+        .iter()
+        .find(|f| !matches!(f, ParquetType::PrimitiveType(_)))
+    {
+        return Err(anyhow!(
+            "unreadable .parquet file: column {} is nested; source columns must be flat",
+            nested.name()
+        ));
+    }
+    Ok(())
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }
@@ -293,6 +404,7 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::UNLIMITED;
 
     fn sample() -> DataFrame {
         df!(
@@ -311,7 +423,7 @@ mod tests {
     fn each_format_round_trips_its_rows() {
         for format in [Format::Csv, Format::NdJson, Format::Parquet] {
             let bytes = write(&sample(), format, true).unwrap();
-            let back = read(&bytes, format).unwrap();
+            let back = read(&bytes, format, &UNLIMITED).unwrap();
             assert_eq!(back.height(), 2, "{format:?}");
             assert_eq!(back.width(), 3, "{format:?}");
         }
@@ -360,13 +472,53 @@ mod tests {
             (b"id,n\n\xff\xfe,1\n", Format::Csv),
         ];
         for (bytes, format) in cases {
-            assert!(read(bytes, format).is_err(), "{format:?} {bytes:?}");
+            assert!(
+                read(bytes, format, &UNLIMITED).is_err(),
+                "{format:?} {bytes:?}"
+            );
         }
     }
 
     #[test]
+    fn deep_nesting_is_refused_before_parsing_and_strings_do_not_count() {
+        let deep = format!(
+            "{{\"page_id\": {}1{}}}\n",
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        );
+        let err = read(deep.as_bytes(), Format::NdJson, &UNLIMITED).unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 64"), "{err}");
+        let in_string = format!("{{\"page_id\": \"{}\\\"\"}}\n", "[".repeat(1_000));
+        assert_eq!(
+            read(in_string.as_bytes(), Format::NdJson, &UNLIMITED)
+                .unwrap()
+                .height(),
+            1
+        );
+    }
+
+    #[test]
+    fn parquet_declaring_too_much_or_nested_columns_is_refused() {
+        let bytes = write(&sample(), Format::Parquet, true).unwrap();
+        let small = Limits {
+            max_decompressed_bytes: 10,
+            ..UNLIMITED
+        };
+        let err = read(&bytes, Format::Parquet, &small).unwrap_err();
+        assert!(
+            err.to_string().contains("PIPELINE_MAX_DECOMPRESSED_BYTES"),
+            "{err}"
+        );
+        let mut nested = df!("id" => ["a"], "l" => [Series::new("".into(), [1i64, 2])]).unwrap();
+        let mut out = Vec::new();
+        ParquetWriter::new(&mut out).finish(&mut nested).unwrap();
+        let err = read(&out, Format::Parquet, &UNLIMITED).unwrap_err();
+        assert!(err.to_string().contains("column l is nested"), "{err}");
+    }
+
+    #[test]
     fn a_byte_order_mark_is_skipped() {
-        let frame = read(b"\xEF\xBB\xBFid,n\na,1\n", Format::Csv).unwrap();
+        let frame = read(b"\xEF\xBB\xBFid,n\na,1\n", Format::Csv, &UNLIMITED).unwrap();
         assert_eq!(frame.get_column_names()[0].as_str(), "id");
     }
 
@@ -378,7 +530,7 @@ mod tests {
             "s" => (0..rows).map(|i| (i % 7 == 0).then(|| format!("value {i}"))).collect::<Vec<_>>(),
         )
         .unwrap();
-        let back = read(&parquet(&frame).unwrap(), Format::Parquet).unwrap();
+        let back = read(&parquet(&frame).unwrap(), Format::Parquet, &UNLIMITED).unwrap();
         assert!(back.equals_missing(&frame));
         let groups = ParquetReader::new(Cursor::new(parquet(&frame).unwrap()))
             .get_metadata()
@@ -394,7 +546,12 @@ mod tests {
         let frame = df!("n" => (0..rows as i64).collect::<Vec<_>>()).unwrap();
         // Keep the odd numbers, in both row groups.
         let keep: BooleanChunked = (0..rows).map(|n| n % 2 == 1).collect();
-        let back = read(&parquet_where(&frame, &keep).unwrap(), Format::Parquet).unwrap();
+        let back = read(
+            &parquet_where(&frame, &keep).unwrap(),
+            Format::Parquet,
+            &UNLIMITED,
+        )
+        .unwrap();
         let n: Vec<i64> = back
             .column("n")
             .unwrap()
@@ -409,8 +566,244 @@ mod tests {
     #[test]
     fn an_empty_frame_is_a_readable_parquet_file_with_its_columns() {
         let empty = sample().clear();
-        let back = read(&parquet(&empty).unwrap(), Format::Parquet).unwrap();
+        let back = read(&parquet(&empty).unwrap(), Format::Parquet, &UNLIMITED).unwrap();
         assert_eq!(back.height(), 0);
         assert_eq!(back.schema(), empty.schema());
+    }
+}
+
+/// Property tests: arbitrary bytes, and arbitrary bytes behind a valid
+/// start, never make a reader panic. A panic that `read` catches counts as
+/// a failure too: it is recognised by the message `read` gives it.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::catalog::Dataset;
+    use crate::cli::{Limits, UNLIMITED};
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    /// CI-sized; raise with PROPTEST_CASES for a long run.
+    const CASES: u32 = 256;
+
+    fn config(cases: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases);
+        ProptestConfig {
+            cases,
+            // Never write regression files into src/.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// The limits the binary runs with by default.
+    const PRODUCTION: Limits = Limits {
+        max_file_bytes: 3 << 30,
+        max_decompressed_bytes: 8 << 30,
+        ..UNLIMITED
+    };
+
+    /// `read` returned, and not by catching a panic of the parser. One
+    /// exception: Polars 0.55's thrift decoder of the Parquet footer
+    /// `expect`s well-formed booleans in column statistics, so a footer
+    /// corrupted there panics inside `get_metadata`; `check_parquet_footer`
+    /// turns that into a rejection ("malformed footer"). Everything after
+    /// the footer is checked before Polars reads it.
+    fn returns(bytes: &[u8], format: Format) -> Result<(), TestCaseError> {
+        if let Err(e) = read(bytes, format, &PRODUCTION) {
+            let message = e.to_string();
+            let footer = format == Format::Parquet && message.contains("malformed footer");
+            prop_assert!(
+                footer || !message.contains("gave up") && !message.contains("panic"),
+                "{:?}: read caught a panic: {}",
+                format,
+                message
+            );
+            prop_assert!(!message.contains('\n'), "not one line: {}", message);
+        }
+        Ok(())
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..max)
+    }
+
+    /// Files made of tokens that matter to a format's parser.
+    fn tokens(alphabet: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(select(alphabet), 0..400).prop_map(|parts| parts.concat())
+    }
+
+    const CSV_TOKENS: &[&[u8]] = &[
+        b",",
+        b"\"",
+        b"\"\"",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b";",
+        b"\t",
+        b"a",
+        b"1",
+        b" ",
+        b"\xEF\xBB\xBF",
+        b"\0",
+        b"\xC3\xA9",
+        b"\xFF",
+        b"contact_id",
+        b"#",
+    ];
+
+    const JSON_TOKENS: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b"\"a\"",
+        b":",
+        b",",
+        b"1",
+        b"-1e999",
+        b"1.5",
+        b"true",
+        b"null",
+        b"\\",
+        b"\\\"",
+        b"\\u0000",
+        b"\\ud800",
+        b"\n",
+        b" ",
+        b"\xFF",
+        b"\"page_id\":",
+    ];
+
+    fn contacts_header() -> Vec<u8> {
+        let names: Vec<&str> = Dataset::Contacts.columns().iter().map(|c| c.name).collect();
+        format!("{}\n", names.join(",")).into_bytes()
+    }
+
+    fn sample(format: Format) -> Vec<u8> {
+        let frame = df!(
+            "id" => ["a", "b", "c"],
+            "n" => [1i64, 2, 3],
+            "x" => [Some(0.5f64), None, Some(2.5)],
+            "s" => [Some("one"), Some("two, \"quoted\"\nline"), None],
+        )
+        .unwrap();
+        write(&frame, format, true).unwrap()
+    }
+
+    /// A valid file with a few bytes overwritten, then perhaps truncated.
+    fn mutated(format: Format) -> impl Strategy<Value = Vec<u8>> {
+        let valid = sample(format);
+        (
+            prop::collection::vec((any::<Index>(), any::<u8>()), 1..8),
+            prop::option::of(any::<Index>()),
+        )
+            .prop_map(move |(edits, cut)| {
+                let mut b = valid.clone();
+                for (at, byte) in edits {
+                    let i = at.index(b.len());
+                    b[i] = byte;
+                }
+                if let Some(cut) = cut {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(CASES))]
+
+        #[test]
+        fn csv_arbitrary_bytes(b in bytes(2048)) {
+            returns(&b, Format::Csv)?;
+        }
+
+        #[test]
+        fn csv_after_a_header_line(b in bytes(2048)) {
+            returns(&[contacts_header(), b].concat(), Format::Csv)?;
+        }
+
+        #[test]
+        fn csv_tokens(b in tokens(CSV_TOKENS)) {
+            returns(&[contacts_header(), b.clone()].concat(), Format::Csv)?;
+            returns(&b, Format::Csv)?;
+        }
+
+        #[test]
+        fn csv_mutated(b in mutated(Format::Csv)) {
+            returns(&b, Format::Csv)?;
+        }
+
+        #[test]
+        fn ndjson_arbitrary_bytes(b in bytes(2048)) {
+            returns(&b, Format::NdJson)?;
+        }
+
+        #[test]
+        fn ndjson_after_an_object_start(b in bytes(2048)) {
+            returns(&[b"{\"".as_slice(), &b[..]].concat(), Format::NdJson)?;
+        }
+
+        #[test]
+        fn ndjson_tokens(b in tokens(JSON_TOKENS)) {
+            returns(&[b"{\"".as_slice(), &b[..]].concat(), Format::NdJson)?;
+            returns(&b, Format::NdJson)?;
+        }
+
+        #[test]
+        fn ndjson_mutated(b in mutated(Format::NdJson)) {
+            returns(&b, Format::NdJson)?;
+        }
+
+        #[test]
+        fn parquet_arbitrary_bytes(b in bytes(2048)) {
+            returns(&b, Format::Parquet)?;
+        }
+
+        #[test]
+        fn parquet_between_magic_numbers(b in bytes(2048), end in any::<bool>()) {
+            let tail: &[u8] = if end { b"PAR1" } else { b"" };
+            returns(&[b"PAR1".as_slice(), &b[..], tail].concat(), Format::Parquet)?;
+        }
+
+        #[test]
+        fn parquet_mutated(b in mutated(Format::Parquet)) {
+            returns(&b, Format::Parquet)?;
+        }
+    }
+
+    /// Opening and closing of one nesting level.
+    const NESTS: &[(&[u8], &[u8])] = &[(b"[", b"]"), (b"{\"a\":", b"}"), (b"[{\"a\":", b"}]")];
+    const PREFIXES: &[&[u8]] = &[b"", b"{\"page_id\":"];
+
+    proptest! {
+        #![proptest_config(config(32))]
+
+        /// Nesting far beyond any parser's stack, open or closed, after a
+        /// valid start or not.
+        #[test]
+        fn ndjson_deep_nesting(
+            depth in 1usize..250_000,
+            (open, close) in select(NESTS),
+            prefix in select(PREFIXES),
+            closed in any::<bool>(),
+        ) {
+            let mut b = prefix.to_vec();
+            b.extend(open.repeat(depth));
+            if closed {
+                b.push(b'1');
+                b.extend(close.repeat(depth));
+                if !prefix.is_empty() {
+                    b.push(b'}');
+                }
+            }
+            returns(&b, Format::NdJson)?;
+        }
     }
 }

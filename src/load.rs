@@ -15,14 +15,16 @@ use crate::catalog::{Dataset, Zone};
 use crate::context::Context;
 use crate::exit;
 use crate::metrics::TaskMetrics;
-use crate::storage::ObjectStore;
+use crate::storage::{ObjectStore, is_md5_hex};
 use crate::warehouse::{self, Warehouse, count, date_literal, raw_table};
 
 pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics> {
     let clock = Instant::now();
     let mut metrics = TaskMetrics::new("load", Some(dataset.to_string()), Some(ds.to_string()));
     let key = dataset.object_key(Zone::Valid, ds);
-    let Some(file) = ctx.lake.stat(&key)? else {
+    // Never an empty or foreign MD5: the store's word only when it is well
+    // formed, the bytes' hash otherwise.
+    let Some(md5) = ctx.lake.md5(&key)? else {
         return Err(exit::nothing_to_do(format!(
             "no valid slice of {dataset} for {ds} in the lake ({}): upload has not published one",
             ctx.lake.url(&key)
@@ -37,7 +39,7 @@ pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMet
     ))?;
     let same_file = loaded
         .first()
-        .filter(|row| row.first().cloned().flatten().as_deref() == Some(file.md5.as_str()));
+        .filter(|row| row.first().cloned().flatten().as_deref() == Some(md5.as_str()));
     let (status, rows, replaced) = match same_file {
         Some(row) => {
             let rows = row.get(1).cloned().flatten().and_then(|n| n.parse().ok());
@@ -45,7 +47,7 @@ pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMet
         }
         None => {
             let (rows, replaced) = warehouse::in_transaction(wh, |wh| {
-                replace_partition(wh, dataset, ds, ctx.lake.as_ref(), &key, &file.md5)
+                replace_partition(wh, dataset, ds, ctx.lake.as_ref(), &key, &md5)
             })?;
             ("loaded", rows, replaced)
         }
@@ -60,7 +62,7 @@ pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMet
     let extra = &mut metrics.extra;
     extra.insert("warehouse".into(), wh.backend().into());
     extra.insert("replaced_rows".into(), replaced.into());
-    extra.insert("content_md5".into(), file.md5.into());
+    extra.insert("content_md5".into(), md5.into());
     metrics.duration_ms = clock.elapsed().as_millis() as u64;
     Ok(metrics)
 }
@@ -91,11 +93,15 @@ fn replace_partition(
         "DELETE FROM RAW.LOAD_LOG WHERE {}",
         load_log_entry(dataset, ds)
     ))?;
-    wh.execute(&format!(
-        "INSERT INTO RAW.LOAD_LOG (DATASET, DS, CONTENT_MD5, ROWS_LOADED, LOADED_AT) \
-         VALUES ('{dataset}', {}, '{md5}', {rows}, CURRENT_TIMESTAMP)",
-        date_literal(ds)
-    ))?;
+    debug_assert!(is_md5_hex(md5));
+    wh.execute_bound(
+        &format!(
+            "INSERT INTO RAW.LOAD_LOG (DATASET, DS, CONTENT_MD5, ROWS_LOADED, LOADED_AT) \
+             VALUES (?, {}, ?, {rows}, CURRENT_TIMESTAMP)",
+            date_literal(ds)
+        ),
+        &[dataset.name(), md5],
+    )?;
     Ok((rows, replaced))
 }
 

@@ -13,6 +13,7 @@ mod load;
 mod metadata;
 mod metrics;
 mod query;
+mod redact;
 mod run;
 mod runtime;
 mod setup;
@@ -83,6 +84,13 @@ static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let settings = &cli.settings;
+    redact::remember(&[
+        &settings.landing_url,
+        &settings.lake_url,
+        &settings.metadata_url,
+        &settings.warehouse_url,
+    ]);
     init_logging(&cli.command);
     std::panic::set_hook(Box::new(|info| error!(panic = %info, "panic")));
 
@@ -165,7 +173,23 @@ fn init_logging(command: &Command) {
         .with(JsonStorageLayer)
         .with(BunyanFormattingLayer::new(
             "marketing-pipeline".into(),
-            std::io::stderr,
+            || ScrubbedStderr,
         ));
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// stderr, with secrets masked. The bunyan layer writes each record in one
+/// call, so a secret is never split across two writes.
+struct ScrubbedStderr;
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = redact::scrub(&String::from_utf8_lossy(buf));
+        std::io::stderr().lock().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

@@ -15,9 +15,10 @@ use crate::context::now;
 use crate::exit;
 use db::{Arg, Db};
 
-/// Schema migrations; version N is `MIGRATIONS[N - 1]`. Append, never edit
-/// (BIGINT was INTEGER once: the same type to SQLite).
-const MIGRATIONS: &[&str] = &[r#"
+/// Schema migrations; version N is `MIGRATIONS[N - 1]`. Append, never edit:
+/// a database at version N has run exactly the first N.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE stage_log (
     dataset      TEXT NOT NULL,
     ds           TEXT NOT NULL,
@@ -71,7 +72,11 @@ CREATE TABLE dq_signature_occurrence (
     failed_rows BIGINT NOT NULL,
     PRIMARY KEY (signature, ds)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE dq_signature_occurrence ADD COLUMN reported_run TEXT;
+"#,
+];
 
 /// One data-quality check's outcome for a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +94,32 @@ impl CheckResult {
             format!("{dataset}|{}|{}|{}", self.check, self.column, self.rule).as_bytes(),
         )
     }
+}
+
+/// A failing pattern of (dataset, ds) is new while no other ds has seen it
+/// and no other Airflow run has reported it for this ds. So a retry of the
+/// run that first saw it (same run id, a crash before the alert went out)
+/// reports it again, and a later run of the same ds does not; without a
+/// run id (the command line) every re-validation of the ds reports it.
+fn new_signatures(
+    db: &Db,
+    dataset: Dataset,
+    ds: &str,
+    run_id: Option<&str>,
+) -> Result<Vec<String>> {
+    db.query_column(
+        "SELECT c.signature FROM dq_checks c
+         WHERE c.dataset = $1 AND c.ds = $2 AND c.failed_rows > 0
+           AND NOT EXISTS (SELECT 1 FROM dq_signature_occurrence o
+                           WHERE o.signature = c.signature
+                             AND (o.ds <> $2 OR o.reported_run <> $3))
+         ORDER BY c.signature",
+        &[
+            Arg::Text(dataset.name()),
+            Arg::Text(ds),
+            Arg::MaybeText(run_id),
+        ],
+    )
 }
 
 /// A stage that finished earlier: what it ran on and what it reported.
@@ -111,10 +142,11 @@ pub struct Metadata {
 impl Metadata {
     /// Opens `sqlite://PATH` (created on first use) or `postgres://...` and
     /// brings its schema up to date.
-    pub fn open(url: &str) -> Result<Self> {
+    pub fn open(url: &str, timeout_s: u64) -> Result<Self> {
+        let timeout = std::time::Duration::from_secs(timeout_s);
         let db = match url.split_once("://") {
-            Some(("sqlite", path)) if !path.is_empty() => Db::open_sqlite(path)?,
-            Some(("postgres" | "postgresql", _)) => Db::open_postgres(url)?,
+            Some(("sqlite", path)) if !path.is_empty() => Db::open_sqlite(path, timeout)?,
+            Some(("postgres" | "postgresql", _)) => Db::open_postgres(url, timeout)?,
             _ => {
                 return Err(exit::config(
                     "PIPELINE_METADATA_URL: unsupported URL (expected sqlite://PATH or \
@@ -127,7 +159,13 @@ impl Metadata {
         Ok(meta)
     }
 
+    /// Brings the schema up to date. The usual case, a current schema, is
+    /// one read without the write lock, so a task never queues behind
+    /// another's transaction just to start.
     fn migrate(&self) -> Result<()> {
+        if self.db.schema_version()? == MIGRATIONS.len() {
+            return Ok(());
+        }
         self.db.in_transaction(|db| {
             let version = db.schema_version()?;
             if version > MIGRATIONS.len() {
@@ -199,14 +237,16 @@ impl Metadata {
         Ok(())
     }
 
-    /// Replaces the file's dq_checks and records failure signatures.
-    /// Returns the signatures seen for the first time.
+    /// Replaces the file's dq_checks and records failure signatures, and
+    /// which Airflow run (`run_id`) first reported each for this ds.
+    /// Returns the signatures that are new (see `new_signatures`).
     pub fn record_checks(
         &mut self,
         dataset: Dataset,
         ds: NaiveDate,
         results: &[CheckResult],
         total_rows: u64,
+        run_id: Option<&str>,
     ) -> Result<Vec<String>> {
         let at = now();
         let ds = ds.to_string();
@@ -216,7 +256,6 @@ impl Metadata {
                 "DELETE FROM dq_checks WHERE dataset = $1 AND ds = $2",
                 &[Arg::Text(name), Arg::Text(&ds)],
             )?;
-            let mut new_signatures = Vec::new();
             for result in results {
                 let signature = result.signature(dataset);
                 db.execute(
@@ -238,7 +277,7 @@ impl Metadata {
                 if result.failed_rows == 0 {
                     continue;
                 }
-                let inserted = db.execute(
+                db.execute(
                     "INSERT INTO dq_signature (signature, dataset, check_name, column_name, rule,
                          first_seen_ds, last_seen_ds, first_seen_at, last_seen_at, occurrences)
                      VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7, 0)
@@ -253,17 +292,15 @@ impl Metadata {
                         Arg::Text(&at),
                     ],
                 )?;
-                if inserted == 1 {
-                    new_signatures.push(signature.clone());
-                }
                 db.execute(
-                    "INSERT INTO dq_signature_occurrence (signature, ds, failed_rows)
-                     VALUES ($1, $2, $3)
+                    "INSERT INTO dq_signature_occurrence (signature, ds, failed_rows, reported_run)
+                     VALUES ($1, $2, $3, $4)
                      ON CONFLICT (signature, ds) DO UPDATE SET failed_rows = excluded.failed_rows",
                     &[
                         Arg::Text(&signature),
                         Arg::Text(&ds),
                         Arg::Int(result.failed_rows),
+                        Arg::MaybeText(run_id),
                     ],
                 )?;
                 db.execute(
@@ -277,8 +314,18 @@ impl Metadata {
                     &[Arg::Text(&signature), Arg::Text(&ds), Arg::Text(&at)],
                 )?;
             }
-            Ok(new_signatures)
+            new_signatures(db, dataset, &ds, run_id)
         })
+    }
+
+    /// The failure signatures of (dataset, ds) that are new to `run_id`.
+    pub fn new_signatures(
+        &self,
+        dataset: Dataset,
+        ds: NaiveDate,
+        run_id: Option<&str>,
+    ) -> Result<Vec<String>> {
+        new_signatures(&self.db, dataset, &ds.to_string(), run_id)
     }
 
     /// Records the state of a lake object after an upload check; `status`
@@ -322,7 +369,7 @@ impl Metadata {
     /// One number from a query, for tests and checks.
     #[cfg(test)]
     fn count(&self, sql: &str) -> Result<u64> {
-        self.db.count(sql)
+        self.db.count(sql, &[])
     }
 }
 
@@ -346,7 +393,7 @@ mod tests {
     fn open_temp() -> (tempfile::TempDir, Metadata) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/meta/metadata.db", dir.path().display());
-        let meta = Metadata::open(&url).unwrap();
+        let meta = Metadata::open(&url, 60).unwrap();
         (dir, meta)
     }
 
@@ -356,29 +403,34 @@ mod tests {
         assert_eq!(meta.schema_version().unwrap(), MIGRATIONS.len());
         drop(meta);
         let url = format!("sqlite://{}/meta/metadata.db", dir.path().display());
-        let again = Metadata::open(&url).unwrap();
+        let again = Metadata::open(&url, 60).unwrap();
         assert_eq!(again.schema_version().unwrap(), MIGRATIONS.len());
     }
 
     #[test]
-    fn a_signature_is_new_once_whatever_the_counts_or_dates() {
+    fn a_signature_is_new_for_its_ds_until_another_ds_sees_it() {
         let (_dir, mut meta) = open_temp();
         let contacts = Dataset::Contacts;
-        assert_eq!(
-            meta.record_checks(contacts, ds(25), &[failing(3)], 10)
+        let new = |meta: &mut Metadata, day, rows| {
+            meta.record_checks(contacts, ds(day), &[failing(rows)], 10, None)
                 .unwrap()
-                .len(),
+                .len()
+        };
+        assert_eq!(new(&mut meta, 25, 3), 1);
+        assert_eq!(
+            new(&mut meta, 25, 3),
+            1,
+            "a retry of the same ds alerts again"
+        );
+        assert_eq!(
+            meta.new_signatures(contacts, ds(25), None).unwrap().len(),
             1
         );
-        assert!(
-            meta.record_checks(contacts, ds(25), &[failing(3)], 10)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            meta.record_checks(contacts, ds(26), &[failing(9)], 10)
-                .unwrap()
-                .is_empty()
+        assert_eq!(new(&mut meta, 26, 9), 0, "another ds: known");
+        assert_eq!(
+            new(&mut meta, 25, 3),
+            0,
+            "known once another ds has seen it"
         );
         let occurrences = meta.count("SELECT occurrences FROM dq_signature").unwrap();
         assert_eq!(occurrences, 2, "one occurrence per ds, re-runs not counted");
@@ -388,15 +440,33 @@ mod tests {
             ..failing(0)
         };
         assert!(
-            meta.record_checks(contacts, ds(27), &[other], 10)
+            meta.record_checks(contacts, ds(27), &[other], 10, None)
                 .unwrap()
                 .is_empty()
         );
     }
 
     #[test]
+    fn a_retry_of_the_same_airflow_run_reports_again_and_a_later_run_does_not() {
+        let (_dir, mut meta) = open_temp();
+        let contacts = Dataset::Contacts;
+        let first = meta
+            .record_checks(contacts, ds(25), &[failing(3)], 10, Some("run-1"))
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let retry = meta
+            .new_signatures(contacts, ds(25), Some("run-1"))
+            .unwrap();
+        assert_eq!(retry, first, "the retry of the run that crashed");
+        let later = meta
+            .record_checks(contacts, ds(25), &[failing(3)], 10, Some("run-2"))
+            .unwrap();
+        assert!(later.is_empty(), "another run of the same ds");
+    }
+
+    #[test]
     fn unsupported_url_is_a_config_error() {
-        let err = Metadata::open("mysql://x").err().unwrap();
+        let err = Metadata::open("mysql://x", 60).err().unwrap();
         assert_eq!(exit::code_of(&err), exit::ExitCode::Config);
     }
 }

@@ -8,6 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::storage::write_file_atomically;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TaskMetrics {
     pub task: String,
@@ -82,25 +84,16 @@ impl TaskMetrics {
 
     /// Prints the one-line JSON on stdout and writes it to the XCom file.
     pub fn emit(&self, xcom_file: Option<&Path>) -> Result<()> {
-        let line = serde_json::to_string(self)?;
+        let line = crate::redact::scrub(&serde_json::to_string(self)?);
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
         if let Some(path) = xcom_file {
-            write_atomically(path, line.as_bytes())
+            write_file_atomically(path, &mut |file| Ok(file.write_all(line.as_bytes())?))
                 .with_context(|| format!("PIPELINE_XCOM_FILE {}", path.display()))?;
         }
         Ok(())
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -42,17 +42,41 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
         ("previous_ds", previous_ds.as_str()),
     ];
 
+    // Staging tables are this ds's scratch tables, named for it, so that
+    // transforms of two ds's running at once (Snowflake allows it) never
+    // read each other's; they are dropped once the marts are merged.
+    let all_models = sql::models()?;
+    let scratch: Vec<(String, String)> = all_models
+        .iter()
+        .filter(|m| m.layer == Layer::Staging)
+        .map(|m| {
+            (
+                m.target.clone(),
+                format!("{}_{}", m.target, ds.format("%Y%m%d")),
+            )
+        })
+        .collect();
+    let for_this_ds = |sql: String| {
+        scratch.iter().fold(sql, |sql, (name, table)| {
+            sql::rename_table(&sql, name, table)
+        })
+    };
+
     let mut models = Vec::new();
     let (mut inserted, mut updated) = (0, 0);
-    for model in sql::models()? {
+    for model in &all_models {
         let started = Instant::now();
-        let statement =
-            sql::render(model.sql, &vars).with_context(|| format!("sql/models: {}", model.name))?;
+        let statement = sql::render(model.sql, &vars)
+            .map(for_this_ds)
+            .with_context(|| format!("sql/models: {}", model.name))?;
         let mut entry = json!({"model": model.name, "target": model.target});
         match model.layer {
             Layer::Staging => {
                 wh.execute(&statement)?;
-                let rows = count(wh, &format!("SELECT COUNT(*) FROM {}", model.target))?;
+                let rows = count(
+                    wh,
+                    &format!("SELECT COUNT(*) FROM {}", for_this_ds(model.target.clone())),
+                )?;
                 entry["rows"] = rows.into();
             }
             Layer::Mart => {
@@ -66,6 +90,9 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
         entry["duration_ms"] = (started.elapsed().as_millis() as u64).into();
         info!(model = model.name, target = model.target, "model built");
         models.push(entry);
+    }
+    for (_, table) in &scratch {
+        wh.execute(&format!("DROP TABLE IF EXISTS {table}"))?;
     }
     metrics.lap("models", &mut phase);
 

@@ -4,156 +4,37 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use common::servers::{PG_PASSWORD as PASSWORD, PgServer};
 use common::{DATASETS, DS, Pipeline, finish};
-
-const PASSWORD: &str = "metadata-password-not-to-be-printed";
-
-struct PgServer {
-    _dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-}
-
-fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
-        return PathBuf::from(dir);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| dirs.flatten().map(|d| d.path().join("bin")).collect())
-        .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .filter(|d| d.join("initdb").exists())
-        .expect("PostgreSQL not found: `bash .ci/run` installs Debian's postgresql")
-}
-
-/// PostgreSQL refuses to run as root; as root, run it as the `postgres`
-/// user (setpriv execs, so the child is the server itself).
-fn server_command(program: &str) -> Command {
-    let path = bin_dir().join(program);
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if root {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=postgres", "--regid=postgres", "--clear-groups"])
-            .arg(path);
-        cmd
-    } else {
-        Command::new(path)
-    }
-}
-
-impl PgServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let status = Command::new("chmod")
-            .arg("777")
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let initdb = server_command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "pipeline", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .unwrap();
-        assert!(
-            initdb.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = server_command("postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=50"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "PostgreSQL did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let server = Self {
-            _dir: dir,
-            port,
-            child,
-        };
-        // Accepting connections can lag the port opening.
-        while postgres::Client::connect(&server.url("postgres"), postgres::NoTls).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://pipeline:{PASSWORD}@127.0.0.1:{}/{database}",
-            self.port
-        )
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-
-    fn pipeline_command(&self, p: &Pipeline, args: &[&str]) -> Command {
-        let mut cmd = p.command(args);
-        cmd.env("PIPELINE_METADATA_URL", self.url("postgres"));
-        cmd
-    }
-
-    fn ok(&self, p: &Pipeline, args: &[&str], code: i32) -> serde_json::Value {
-        let run = finish(self.pipeline_command(p, args).output().unwrap());
-        assert_eq!(run.code, code, "{args:?}\n{}", run.stderr);
-        assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
-        run.metrics
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn a_rerun_on_postgres_metadata_reuses_everything_and_alerts_nothing() {
     let pg = PgServer::start();
     let p = Pipeline::new();
-    let first = pg.ok(&p, &["run", "--ds", DS], 0);
+    // As Airflow runs it: each DAG run has its own id.
+    let in_run = |run_id: &str, ds: &str| {
+        let out = pg
+            .pipeline_command(&p, &["run", "--ds", ds])
+            .env("AIRFLOW_CTX_DAG_RUN_ID", run_id)
+            .output()
+            .unwrap();
+        let run = finish(out);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.metrics
+    };
+    let first = in_run("run-1", DS);
     assert_eq!(first["has_failure_delta"], true, "defects are new");
     assert_eq!(pg.count("SELECT count(*) FROM stage_log"), 12);
-    assert_eq!(pg.count("SELECT max(version) FROM schema_version"), 1);
+    assert_eq!(pg.count("SELECT max(version) FROM schema_version"), 2);
 
-    let second = pg.ok(&p, &["run", "--ds", DS], 0);
+    // A retry of the same DAG run (its first attempt killed before the
+    // alert went out) reports the patterns again.
+    let retry = in_run("run-1", DS);
+    assert_eq!(retry["new_signatures"], first["new_signatures"]);
+
+    let second = in_run("run-2", DS);
     assert_eq!(second["has_failure_delta"], false);
     for task in second["tasks"].as_array().unwrap() {
         match task["task"].as_str().unwrap() {
@@ -172,7 +53,7 @@ fn a_rerun_on_postgres_metadata_reuses_everything_and_alerts_nothing() {
     );
 
     // The same patterns on the next day are not new.
-    let next = pg.ok(&p, &["run", "--ds", "2025-05-26"], 0);
+    let next = in_run("run-3", "2025-05-26");
     assert_eq!(next["has_failure_delta"], false);
     assert!(pg.count("SELECT count(*) FROM dq_signature WHERE occurrences = 2") > 0);
     let spans = pg.count(

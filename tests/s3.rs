@@ -3,112 +3,12 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::servers::{S3_SECRET_KEY as SECRET_KEY, S3Server};
 use common::{DATASETS, DS, Pipeline, finish, snapshot};
-
-const ACCESS_KEY: &str = "pipeline-test-key";
-const SECRET_KEY: &str = "s3cr3t-value-never-printed-4242";
-
-/// An s3s-fs process serving `root` (one directory per bucket).
-struct S3Server {
-    root: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-fn server_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("S3S_FS_BIN") {
-        return bin.into();
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("s3s-fs"))
-            .find(|p| p.is_file())
-    });
-    found.expect("s3s-fs not found: `bash .ci/run` installs it, or set S3S_FS_BIN")
-}
-
-impl S3Server {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            root: tempfile::tempdir().unwrap(),
-            port,
-            child: None,
-        };
-        for bucket in ["landing", "lake"] {
-            std::fs::create_dir(server.root.path().join(bucket)).unwrap();
-        }
-        server.resume();
-        server
-    }
-
-    fn resume(&mut self) {
-        let child = Command::new(server_binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn bucket(&self, name: &str) -> PathBuf {
-        self.root.path().join(name)
-    }
-
-    /// A command of `pipeline` with both areas on this server.
-    fn command(&self, pipeline: &Pipeline, args: &[&str]) -> Command {
-        let mut cmd = pipeline.command(args);
-        cmd.env("PIPELINE_LANDING_URL", "s3://landing/marketing")
-            .env("PIPELINE_LAKE_URL", "s3://lake")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            )
-            .env("PIPELINE_S3_MAX_ATTEMPTS", "2")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN");
-        cmd
-    }
-
-    fn run(&self, pipeline: &Pipeline, args: &[&str]) -> common::Run {
-        finish(self.command(pipeline, args).output().unwrap())
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Object files under a bucket directory (s3s-fs keeps its bookkeeping in
 /// dot-files at the root), keyed by path relative to `root`.

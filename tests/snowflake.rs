@@ -6,97 +6,12 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{DATASETS, DS, Pipeline, Run, finish, parquet_rows};
-
-const PASSWORD: &str = "emulator-password-not-to-be-printed";
-
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Emulator {
-    fn start() -> Self {
-        let python = std::env::var_os("FAKESNOW_PYTHON")
-            .map(PathBuf::from)
-            .expect("FAKESNOW_PYTHON not set: `bash .ci/run` installs fakesnow and sets it");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snowflake_emulator.py");
-        let child = Command::new(python)
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Snowflake emulator");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the Snowflake emulator did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, port }
-    }
-
-    fn run(&self, p: &Pipeline, args: &[&str]) -> Run {
-        let mut cmd = p.command(args);
-        cmd.env(
-            "PIPELINE_WAREHOUSE_URL",
-            format!("snowflake+http://127.0.0.1:{}", self.port),
-        )
-        .env("SNOWFLAKE_ACCOUNT", "emulated")
-        .env("SNOWFLAKE_USER", "pipeline")
-        .env("SNOWFLAKE_PASSWORD", PASSWORD)
-        .env("SNOWFLAKE_DATABASE", "MARKETING_TEST");
-        let run = finish(cmd.output().unwrap());
-        assert!(
-            !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
-            "the password was printed"
-        );
-        run
-    }
-
-    fn ok(&self, p: &Pipeline, args: &[&str], code: i32) -> serde_json::Value {
-        let run = self.run(p, args);
-        assert_eq!(
-            run.code, code,
-            "{args:?}\nstdout: {}\nstderr: {}",
-            run.stdout, run.stderr
-        );
-        run.metrics
-    }
-
-    fn count(&self, p: &Pipeline, query: &str) -> u64 {
-        let metrics = self.ok(p, &["sql", query], 0);
-        metrics["rows"][0][0]
-            .as_str()
-            .unwrap_or_else(|| panic!("{query}: {metrics}"))
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::servers::{SNOWFLAKE_PASSWORD as PASSWORD, SnowflakeEmulator};
+use common::{DATASETS, DS, Pipeline, finish, parquet_rows};
 
 #[test]
 fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
-    let emulator = Emulator::start();
+    let emulator = SnowflakeEmulator::start();
     let p = Pipeline::new();
 
     let setup = emulator.ok(&p, &["setup", "--all"], 0);

@@ -38,10 +38,11 @@ pub fn run(
     let stage = Stage::start("generate", dataset, ds, fingerprint);
     let key = dataset.raw_key(ds);
 
-    if !force
-        && let Some(metrics) = stage.reusable(ctx)?
-        && ctx.landing.exists(&key)?
-    {
+    let file_intact = |done: &TaskMetrics| -> Result<bool> {
+        let recorded = done.extra.get("bytes").and_then(|b| b.as_u64());
+        Ok(recorded.is_some() && ctx.landing.size(&key)? == recorded)
+    };
+    if !force && let Some(metrics) = stage.reusable(ctx, file_intact)? {
         info!(%dataset, %ds, "already generated with these parameters; skipping");
         return Ok(metrics);
     }

@@ -2,17 +2,18 @@
 //! Statements are written once, with `$N` placeholders (SQLite reads them
 //! as `?N`); errors are mapped to exit codes here.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use postgres::error::SqlState;
-use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::ErrorCode;
 use rusqlite::types::{ToSqlOutput, Value};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::exit;
+use crate::runtime::runtime;
 
 /// A statement parameter.
 #[derive(Debug)]
@@ -54,8 +55,43 @@ impl ToSql for Arg<'_> {
 
 pub enum Db {
     Sqlite(rusqlite::Connection),
-    /// The client needs `&mut` for every call; tasks are single-threaded.
-    Postgres(RefCell<postgres::Client>),
+    Postgres(Postgres),
+}
+
+/// A PostgreSQL connection whose every call has a deadline on this side
+/// too: a server that accepts connections but never answers (paused, or
+/// behind a stuck proxy) cannot hang a task, since the kernel keeps
+/// acknowledging a paused server's packets and no TCP timeout fires.
+pub struct Postgres {
+    client: tokio_postgres::Client,
+    deadline: Duration,
+    /// Set when a call timed out: the connection's state is unknown, so
+    /// every later call fails fast instead of waiting out the deadline again.
+    broken: Cell<bool>,
+}
+
+impl Postgres {
+    fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        if self.broken.get() {
+            return Err(exit::transient(
+                "metadata database (PostgreSQL): the connection was abandoned after a timeout",
+            ));
+        }
+        match runtime().block_on(async { tokio::time::timeout(self.deadline, call).await }) {
+            Ok(result) => result.map_err(postgres_error),
+            Err(_) => {
+                self.broken.set(true);
+                Err(exit::transient(format!(
+                    "metadata database (PostgreSQL) did not answer within {} s \
+                     (PIPELINE_METADATA_TIMEOUT_S)",
+                    self.deadline.as_secs()
+                )))
+            }
+        }
+    }
 }
 
 /// SQLite: lock contention and I/O trouble are transient; a file that
@@ -73,10 +109,11 @@ fn sqlite_error(err: rusqlite::Error) -> anyhow::Error {
     }
 }
 
-/// PostgreSQL: a lost or refused connection, a serialization failure or a
-/// deadlock is transient; bad credentials or a missing database are
-/// configuration. The message never holds the URL (it may hold a password).
-fn postgres_error(err: postgres::Error) -> anyhow::Error {
+/// PostgreSQL: a lost or refused connection, a serialization failure, a
+/// deadlock or a lock or statement timeout is transient; bad credentials or
+/// a missing database are configuration. The message never holds the URL
+/// (it may hold a password).
+fn postgres_error(err: tokio_postgres::Error) -> anyhow::Error {
     let message = format!("metadata database (PostgreSQL): {err}");
     let config_states = [
         SqlState::INVALID_PASSWORD,
@@ -90,6 +127,9 @@ fn postgres_error(err: postgres::Error) -> anyhow::Error {
         SqlState::TOO_MANY_CONNECTIONS,
         SqlState::ADMIN_SHUTDOWN,
         SqlState::CANNOT_CONNECT_NOW,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::QUERY_CANCELED,
+        SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
     ];
     match err.code() {
         Some(state) if config_states.contains(state) => {
@@ -102,12 +142,12 @@ fn postgres_error(err: postgres::Error) -> anyhow::Error {
 }
 
 /// A refused, reset or timed-out connection.
-fn io_failure(err: &postgres::Error) -> bool {
+fn io_failure(err: &tokio_postgres::Error) -> bool {
     std::error::Error::source(err).is_some_and(|e| e.is::<std::io::Error>())
 }
 
 impl Db {
-    pub fn open_sqlite(path: &str) -> Result<Self> {
+    pub fn open_sqlite(path: &str, timeout: Duration) -> Result<Self> {
         if let Some(dir) = Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -120,8 +160,7 @@ impl Db {
             })?;
         }
         let conn = rusqlite::Connection::open(path).map_err(sqlite_error)?;
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(sqlite_error)?;
+        conn.busy_timeout(timeout).map_err(sqlite_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -130,14 +169,45 @@ impl Db {
     }
 
     /// Connects without TLS: reach a managed database through its in-cluster
-    /// proxy (Cloud SQL Auth Proxy, RDS Proxy) or a private network.
-    pub fn open_postgres(url: &str) -> Result<Self> {
-        let mut config: postgres::Config = url
+    /// proxy (Cloud SQL Auth Proxy, RDS Proxy) or a private network. Every
+    /// call is bounded by `timeout`: on the server as lock, statement and
+    /// idle-in-transaction timeouts, here as a deadline a little longer, so
+    /// that the server's own error usually arrives first.
+    pub fn open_postgres(url: &str, timeout: Duration) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| exit::config("PIPELINE_METADATA_URL: not a valid postgres:// URL"))?;
-        config.connect_timeout(Duration::from_secs(10));
-        let client = config.connect(postgres::NoTls).map_err(postgres_error)?;
-        Ok(Db::Postgres(RefCell::new(client)))
+        let ms = timeout.as_millis();
+        config
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .options(&format!(
+                "-c lock_timeout={ms} -c statement_timeout={ms} \
+                 -c idle_in_transaction_session_timeout={ms}"
+            ));
+        let deadline = timeout + Duration::from_secs(5);
+        let connected = runtime().block_on(async {
+            tokio::time::timeout(deadline, config.connect(tokio_postgres::NoTls)).await
+        });
+        let (client, connection) = match connected {
+            Ok(result) => result.map_err(postgres_error)?,
+            Err(_) => {
+                return Err(exit::transient(format!(
+                    "metadata database (PostgreSQL): no answer to the connection within {} s \
+                     (PIPELINE_METADATA_TIMEOUT_S)",
+                    deadline.as_secs()
+                )));
+            }
+        };
+        // The connection ends with the client; its error, if any, reaches
+        // the next call.
+        runtime().spawn(connection);
+        Ok(Db::Postgres(Postgres {
+            client,
+            deadline,
+            broken: Cell::new(false),
+        }))
     }
 
     /// Runs one statement; the number of rows it changed.
@@ -147,10 +217,7 @@ impl Db {
                 .execute(&sql.replace('$', "?"), rusqlite::params_from_iter(args))
                 .map(|n| n as u64)
                 .map_err(sqlite_error),
-            Db::Postgres(client) => client
-                .borrow_mut()
-                .execute(sql, &params(args))
-                .map_err(postgres_error),
+            Db::Postgres(pg) => pg.call(pg.client.execute(sql, &params(args))),
         }
     }
 
@@ -158,10 +225,7 @@ impl Db {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Db::Sqlite(conn) => conn.execute_batch(sql).map_err(sqlite_error),
-            Db::Postgres(client) => client
-                .borrow_mut()
-                .batch_execute(sql)
-                .map_err(postgres_error),
+            Db::Postgres(pg) => pg.call(pg.client.batch_execute(sql)),
         }
     }
 
@@ -183,27 +247,41 @@ impl Db {
                     .map_err(sqlite_error)?;
                 Ok(Some(texts))
             }
-            Db::Postgres(client) => {
-                let row = client
-                    .borrow_mut()
-                    .query_opt(sql, &params(args))
-                    .map_err(postgres_error)?;
+            Db::Postgres(pg) => {
+                let row = pg.call(pg.client.query_opt(sql, &params(args)))?;
                 Ok(row.map(|row| (0..row.len()).map(|i| row.get::<_, String>(i)).collect()))
             }
         }
     }
 
+    /// The first column of every row of a text query.
+    pub fn query_column(&self, sql: &str, args: &[Arg]) -> Result<Vec<String>> {
+        match self {
+            Db::Sqlite(conn) => {
+                let mut statement = conn.prepare(&sql.replace('$', "?")).map_err(sqlite_error)?;
+                statement
+                    .query_map(rusqlite::params_from_iter(args), |row| row.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(sqlite_error)
+            }
+            Db::Postgres(pg) => {
+                let rows = pg.call(pg.client.query(sql, &params(args)))?;
+                Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+            }
+        }
+    }
+
     /// The single integer a query returns.
-    pub fn count(&self, sql: &str) -> Result<u64> {
+    pub fn count(&self, sql: &str, args: &[Arg]) -> Result<u64> {
         let n: i64 = match self {
             Db::Sqlite(conn) => conn
-                .query_row(sql, [], |r| r.get(0))
+                .query_row(
+                    &sql.replace('$', "?"),
+                    rusqlite::params_from_iter(args),
+                    |r| r.get(0),
+                )
                 .map_err(sqlite_error)?,
-            Db::Postgres(client) => client
-                .borrow_mut()
-                .query_one(sql, &[])
-                .map_err(postgres_error)?
-                .get(0),
+            Db::Postgres(pg) => pg.call(pg.client.query_one(sql, &params(args)))?.get(0),
         };
         Ok(n as u64)
     }
@@ -228,13 +306,22 @@ impl Db {
         }
     }
 
-    /// The applied migration: SQLite's user_version, or a one-row table.
+    /// The applied migration: SQLite's user_version, or a one-row table
+    /// (0 before it exists). Reads only, so it takes no lock.
     pub fn schema_version(&self) -> Result<usize> {
         let version = match self {
-            Db::Sqlite(_) => self.count("PRAGMA user_version")?,
+            Db::Sqlite(_) => self.count("PRAGMA user_version", &[])?,
             Db::Postgres(_) => {
-                self.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-                self.count("SELECT coalesce(max(version), 0) FROM schema_version")?
+                let exists = self.count(
+                    "SELECT count(*) FROM pg_tables
+                     WHERE tablename = 'schema_version' AND schemaname = current_schema()",
+                    &[],
+                )?;
+                if exists == 0 {
+                    0
+                } else {
+                    self.count("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+                }
             }
         };
         Ok(version as usize)
@@ -244,7 +331,8 @@ impl Db {
         match self {
             Db::Sqlite(_) => self.batch(&format!("PRAGMA user_version = {version}")),
             Db::Postgres(_) => self.batch(&format!(
-                "DELETE FROM schema_version; INSERT INTO schema_version VALUES ({version})"
+                "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
+                 DELETE FROM schema_version; INSERT INTO schema_version VALUES ({version})"
             )),
         }
     }

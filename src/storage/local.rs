@@ -19,35 +19,15 @@ impl LocalStore {
         Self { root: root.into() }
     }
 
-    /// Writes a temporary file beside the object, then renames it over the
-    /// object: readers see the old object or the whole new one.
     fn write_atomically(
         &self,
         key: &str,
         write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
     ) -> Result<()> {
         let path = self.path(key)?;
-        let dir = path.parent().context("object key has no parent")?;
-        fs::create_dir_all(dir).map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("object"),
-            std::process::id()
-        ));
-        // Durability is left to the filesystem: an fsync per file costs
-        // more than the write.
-        let written = fs::File::create(&tmp)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut file| write(&mut file))
-            .and_then(|()| Ok(fs::rename(&tmp, &path)?));
-        written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            match e.downcast::<std::io::Error>() {
-                Ok(io) => io_error(io, format!("writing {}", path.display())),
-                Err(other) => other,
-            }
+        write_file_atomically(&path, write).map_err(|e| match e.downcast::<std::io::Error>() {
+            Ok(io) => io_error(io, format!("writing {}", path.display())),
+            Err(other) => other,
         })
     }
 
@@ -59,6 +39,71 @@ impl LocalStore {
         }
         Ok(self.root.join(rel))
     }
+}
+
+/// Writes `path` so that readers see the old file or the whole new one, and
+/// a crash at any point loses neither:
+/// - the bytes go to a uniquely named temp file beside it (`.NAME.XXXXXX.tmp`;
+///   pods sharing a volume all run as PID 1, so the PID would not do),
+///   locked while it is written, so that the next writer can tell a dead
+///   writer's leftover from a live one's file;
+/// - the file is synced, renamed over `path`, and the directory synced, so
+///   the rename itself survives a crash before anything records it done.
+///
+/// Leftovers of writers that died (their lock is free) are removed first.
+pub fn write_file_atomically(
+    path: &Path,
+    write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the path has no file name")?;
+    let prefix = format!(".{name}.");
+    remove_stale_temp_files(dir, &prefix)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)?;
+    tmp.as_file().lock()?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes `PREFIX*.tmp` files in `dir` whose writer is gone: a live writer
+/// holds the file's lock, and the lock dies with its process.
+fn remove_stale_temp_files(dir: &Path, prefix: &str) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        if !(name.starts_with(prefix) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let Ok(file) = fs::File::open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// Local I/O errors are configuration problems when permissions or paths are
@@ -117,8 +162,17 @@ impl ObjectStore for LocalStore {
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
         Ok(self.get_bytes(key)?.map(|bytes| ObjectStat {
             bytes: bytes.len() as u64,
-            md5: md5_hex(&bytes),
+            md5: Some(md5_hex(&bytes)),
         }))
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e, format!("checking {}", path.display()))),
+        }
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
@@ -161,7 +215,11 @@ mod tests {
         assert_eq!(store.get("a/b.txt").unwrap().unwrap(), b"hello world");
         let stat = store.stat("a/b.txt").unwrap().unwrap();
         assert_eq!(stat.bytes, 11);
-        assert_eq!(stat.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(
+            stat.md5.as_deref(),
+            Some("5eb63bbbe01eeed093cb22bb8f5acdc3")
+        );
+        assert_eq!(store.size("a/b.txt").unwrap(), Some(11));
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temp file left behind");
         assert!(store.delete("a/b.txt").unwrap());
@@ -189,6 +247,31 @@ mod tests {
         assert_eq!(err.to_string(), "generator failed");
         assert_eq!(&*store.get_bytes("a/b.csv").unwrap().unwrap(), want);
         assert_eq!(fs::read_dir(dir.path().join("a")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_dead_writers_temp_file_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        fs::create_dir_all(dir.path().join("a")).unwrap();
+        let dead = dir.path().join("a/.b.csv.dead01.tmp");
+        fs::write(&dead, b"half").unwrap();
+        let live = dir.path().join("a/.b.csv.live01.tmp");
+        let live_file = fs::File::create(&live).unwrap();
+        live_file.lock().unwrap();
+        // Its lock is per open file, so another open of it in this process
+        // sees it held, as another process would.
+        store.put("a/b.csv", b"whole").unwrap();
+        assert!(!dead.exists(), "a dead writer's leftover is removed");
+        assert!(live.exists(), "a live writer's file is kept");
+        drop(live_file);
+        store.put("a/b.csv", b"whole again").unwrap();
+        assert!(!live.exists());
+        let names: Vec<_> = fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["b.csv"]);
     }
 
     #[test]

@@ -9,14 +9,16 @@ mod s3;
 use anyhow::Result;
 
 use crate::exit;
-pub use local::LocalStore;
+pub use local::{LocalStore, write_file_atomically};
 
 /// What is known about a stored object without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectStat {
     pub bytes: u64,
-    /// Hex MD5 of the content.
-    pub md5: String,
+    /// Hex MD5 of the content: 32 lowercase hex digits, or `None` when the
+    /// store cannot say without reading it (an S3 object written by someone
+    /// else in several parts).
+    pub md5: Option<String>,
 }
 
 /// An object's bytes: read into memory, or mapped from a local file.
@@ -43,6 +45,12 @@ pub trait ObjectStore: Send + Sync {
     fn get_bytes(&self, key: &str) -> Result<Option<ObjectBytes>> {
         Ok(self.get(key)?.map(ObjectBytes::Read))
     }
+    /// At most the first `len` bytes of the object.
+    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .get_bytes(key)?
+            .map(|bytes| bytes[..bytes.len().min(len)].to_vec()))
+    }
     /// Writes the whole object atomically, replacing any previous one.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
     /// `put` of the concatenation of `parts`, taken in order as they come,
@@ -62,6 +70,18 @@ pub trait ObjectStore: Send + Sync {
         self.put(key, bytes)
     }
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
+    /// The object's hex MD5, read and hashed when `stat` cannot tell it.
+    fn md5(&self, key: &str) -> Result<Option<String>> {
+        match self.stat(key)? {
+            Some(ObjectStat { md5: Some(md5), .. }) => Ok(Some(md5)),
+            Some(_) => Ok(self.get_bytes(key)?.map(|bytes| md5_hex(&bytes))),
+            None => Ok(None),
+        }
+    }
+    /// The object's size in bytes, without reading it.
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        Ok(self.stat(key)?.map(|s| s.bytes))
+    }
     /// Whether the object exists, without reading it.
     fn exists(&self, key: &str) -> Result<bool>;
     /// Removes the object; `false` when there was none.
@@ -79,6 +99,12 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     format!("{:x}", md5::compute(bytes))
 }
 
+/// Whether `text` is a hex MD5 as `md5_hex` writes it. Anything else read
+/// back from a store (object metadata, an ETag) is not trusted.
+pub fn is_md5_hex(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Opens the store a URL names; `setting` names the setting in errors.
 pub fn open(url: &str, setting: &'static str) -> Result<Box<dyn ObjectStore>> {
     match url.split_once("://") {
@@ -93,6 +119,20 @@ pub fn open(url: &str, setting: &'static str) -> Result<Box<dyn ObjectStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_lowercase_hex_md5s_are_trusted() {
+        assert!(is_md5_hex(&md5_hex(b"x")));
+        for bad in [
+            "x',0,now()); DROP SCHEMA MART CASCADE; --",
+            "",
+            "5EB63BBBE01EEED093CB22BB8F5ACDC3",
+            "5eb63bbbe01eeed093cb22bb8f5acdc",
+            "5eb63bbbe01eeed093cb22bb8f5acdc3-2",
+        ] {
+            assert!(!is_md5_hex(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn unsupported_urls_are_config_errors() {

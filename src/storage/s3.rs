@@ -31,7 +31,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{ObjectStat, ObjectStore};
+use super::{ObjectStat, ObjectStore, is_md5_hex};
 use crate::cli::positive_env;
 use crate::exit;
 use crate::runtime::runtime;
@@ -148,13 +148,22 @@ impl S3Store {
                     | "ExpiredToken" => exit::config(format!(
                         "{at}: access denied ({code}); check the AWS credentials"
                     )),
-                    _ if status >= 500 || code == "SlowDown" || code == "RequestTimeout" => {
+                    _ if status >= 500
+                        || matches!(status, 408 | 409 | 429)
+                        || code == "SlowDown"
+                        || code == "RequestTimeout" =>
+                    {
                         exit::transient(format!("{at}: server error {status} {code}"))
                     }
                     _ if status == 403 => exit::config(format!(
                         "{at}: access denied (HTTP 403); check the AWS credentials"
                     )),
-                    _ => anyhow::anyhow!("{at}: unexpected S3 error {status} {code}"),
+                    // Any other 4xx: the server refuses this request as set
+                    // up, and retrying it unchanged will not help.
+                    _ => exit::config(format!(
+                        "{at}: the server rejected the request (HTTP {status} {code}); \
+                         check the endpoint, region and bucket settings"
+                    )),
                 }
             }
             SdkError::ConstructionFailure(_) => {
@@ -243,6 +252,34 @@ impl S3Store {
             .map_err(|e| self.error(e, "completing a multipart upload to"))?;
         Ok(())
     }
+
+    /// The object, or the byte range `range` of it (an HTTP Range value).
+    fn get_range(&self, key: &str, range: Option<String>) -> Result<Option<Vec<u8>>> {
+        let key = self.full_key(key);
+        runtime().block_on(async {
+            self.check_bucket().await?;
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .set_range(range)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+                Err(e) => return Err(self.error(e, &format!("reading {key} from"))),
+            };
+            let body = out.body.collect().await.map_err(|e| {
+                exit::transient(format!(
+                    "{}: reading {key} from s3://{}: {e}",
+                    self.setting, self.bucket
+                ))
+            })?;
+            Ok(Some(body.to_vec()))
+        })
+    }
 }
 
 async fn client(tuning: Tuning) -> Client {
@@ -282,29 +319,17 @@ async fn client(tuning: Tuning) -> Client {
 
 impl ObjectStore for S3Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let key = self.full_key(key);
-        runtime().block_on(async {
-            self.check_bucket().await?;
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-                Err(e) => return Err(self.error(e, &format!("reading {key} from"))),
-            };
-            let body = out.body.collect().await.map_err(|e| {
-                exit::transient(format!(
-                    "{}: reading {key} from s3://{}: {e}",
-                    self.setting, self.bucket
-                ))
-            })?;
-            Ok(Some(body.to_vec()))
-        })
+        self.get_range(key, None)
+    }
+
+    fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+        // A range of an empty object is a 416, not an empty body.
+        match self.size(key)? {
+            None => Ok(None),
+            Some(0) => Ok(Some(Vec::new())),
+            Some(_) if len == 0 => Ok(Some(Vec::new())),
+            Some(_) => self.get_range(key, Some(format!("bytes=0-{}", len - 1))),
+        }
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
@@ -354,13 +379,15 @@ impl ObjectStore for S3Store {
                 Err(SdkError::ServiceError(e)) if e.err().is_not_found() => return Ok(None),
                 Err(e) => return Err(self.error(e, &format!("checking {key} in"))),
             };
+            // Metadata is anyone's text: only a well-formed MD5 is taken. A
+            // single-part ETag is the MD5; a multipart one ("…-N") is not,
+            // and then nothing is known without reading the object.
             let stored = head.metadata().and_then(|m| m.get(MD5_METADATA)).cloned();
-            // A single-part ETag is the MD5; a multipart one ("…-N") is not.
             let etag = head.e_tag().map(|t| t.trim_matches('"').to_string());
-            let md5 = stored.or(etag.filter(|t| t.len() == 32 && !t.contains('-')));
+            let md5 = stored.into_iter().chain(etag).find(|m| is_md5_hex(m));
             Ok(Some(ObjectStat {
                 bytes: head.content_length().unwrap_or(0).max(0) as u64,
-                md5: md5.unwrap_or_default(),
+                md5,
             }))
         })
     }

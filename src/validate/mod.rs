@@ -13,17 +13,19 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::NaiveDate;
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::{info, warn};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::catalog::{Dataset, Zone};
-use crate::cli::ValidateOptions;
+use crate::cli::{Limits, ValidateOptions};
 use crate::context::{Context, Stage};
 use crate::exit::{self, ExitCode};
 use crate::formats;
 use crate::metadata::CheckResult;
 use crate::metrics::TaskMetrics;
+use crate::storage::{ObjectBytes, ObjectStore, md5_hex};
 use checks::{Check, flag, typed};
 
 /// Bump when checks change, so files validated by older rules are redone.
@@ -53,6 +55,64 @@ struct Split {
     failures: Vec<serde_json::Value>,
 }
 
+/// What validate left in the landing area for a ds: each slice, or `None`
+/// where it positively wrote none (no valid slice for a rejected file, no
+/// quarantine slice for a clean one). Recorded in stage_log, so that reuse
+/// can check the slices are still there and upload knows what to publish
+/// and what to remove.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Slices {
+    pub valid: Option<SliceRecord>,
+    pub quarantine: Option<SliceRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceRecord {
+    pub key: String,
+    pub bytes: u64,
+    pub md5: String,
+}
+
+impl Slices {
+    const FIELD: &str = "slices";
+
+    /// The slices a validate run recorded, if it recorded them.
+    pub fn of(metrics: &TaskMetrics) -> Option<Self> {
+        serde_json::from_value(metrics.extra.get(Self::FIELD)?.clone()).ok()
+    }
+
+    pub fn get(&self, zone: Zone) -> Option<&SliceRecord> {
+        match zone {
+            Zone::Valid => self.valid.as_ref(),
+            _ => self.quarantine.as_ref(),
+        }
+    }
+
+    fn set(&mut self, zone: Zone, record: Option<SliceRecord>) {
+        match zone {
+            Zone::Valid => self.valid = record,
+            _ => self.quarantine = record,
+        }
+    }
+
+    /// Whether every slice is in `store` as recorded, and no other.
+    fn intact(&self, store: &dyn ObjectStore, dataset: Dataset, ds: NaiveDate) -> Result<bool> {
+        for zone in [Zone::Valid, Zone::Quarantine] {
+            let key = dataset.object_key(zone, ds);
+            let found = match self.get(zone) {
+                Some(slice) => store
+                    .stat(&key)?
+                    .is_some_and(|s| s.bytes == slice.bytes && s.md5.as_ref() == Some(&slice.md5)),
+                None => !store.exists(&key)?,
+            };
+            if !found {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 pub fn run(
     ctx: &mut Context,
     dataset: Dataset,
@@ -62,37 +122,70 @@ pub fn run(
 ) -> Result<TaskMetrics> {
     let mut clock = Instant::now();
     let raw_key = dataset.raw_key(ds);
-    let raw = ctx.landing.get_bytes(&raw_key)?.ok_or_else(|| {
-        exit::nothing_to_do(format!("no raw file at {}", ctx.landing.url(&raw_key)))
-    })?;
-    // A fast non-cryptographic hash: it only tells whether the input changed.
-    let fingerprint = format!(
-        "xxh3={:032x} max_invalid_ratio={} rules={RULES_VERSION}",
-        xxh3_128(&raw),
+    let raw_url = ctx.landing.url(&raw_key);
+    let size = ctx
+        .landing
+        .size(&raw_key)?
+        .ok_or_else(|| exit::nothing_to_do(format!("no raw file at {raw_url}")))?;
+    let oversized = size > ctx.limits.max_file_bytes;
+    let raw = if oversized {
+        None
+    } else {
+        Some(
+            ctx.landing
+                .get_bytes(&raw_key)?
+                .ok_or_else(|| exit::nothing_to_do(format!("no raw file at {raw_url}")))?,
+        )
+    };
+    let reference_bytes = reference_files(ctx, dataset, ds)?;
+    // A fast non-cryptographic hash: it only tells whether an input changed,
+    // the file itself or a file its foreign keys are checked against.
+    let mut fingerprint = format!(
+        "size={size} max_invalid_ratio={} rules={RULES_VERSION}",
         options.max_invalid_ratio
     );
+    for (name, bytes) in std::iter::once((dataset, raw.as_deref().unwrap_or_default()))
+        .chain(reference_bytes.iter().map(|(d, b)| (*d, &**b)))
+    {
+        fingerprint.push_str(&format!(" {name}=xxh3:{:032x}", xxh3_128(bytes)));
+    }
     let stage = Stage::start("validate", dataset, ds, fingerprint);
-    if !force && let Some(metrics) = stage.reusable(ctx)? {
+    let slices_intact = |done: &TaskMetrics| match Slices::of(done) {
+        Some(slices) => slices.intact(ctx.landing.as_ref(), dataset, ds),
+        None => Ok(false),
+    };
+    if !force && let Some(mut metrics) = stage.reusable(ctx, slices_intact)? {
         info!(%dataset, %ds, "this exact file was validated already; reusing the result");
+        // A retry after a crash must still raise the alert its first attempt
+        // died before sending; whether a pattern is new is asked afresh.
+        metrics.new_signatures =
+            ctx.metadata
+                .new_signatures(dataset, ds, stage.metrics().run_id.as_deref())?;
+        metrics.has_failure_delta = !metrics.new_signatures.is_empty();
         return Ok(metrics);
     }
 
     let mut metrics = stage.metrics();
     metrics.lap("read", &mut clock);
-    let valid_key = dataset.object_key(Zone::Valid, ds);
-    let quarantine_key = dataset.object_key(Zone::Quarantine, ds);
-    let valid = ("valid", valid_key.as_str());
-    let quarantine = ("quarantine", quarantine_key.as_str());
+    let mut slices = Slices::default();
 
-    let parsed = formats::read(&raw, dataset.format());
+    let parsed = match &raw {
+        None => Err(anyhow::anyhow!(
+            "file is {size} bytes, over the limit of {} (PIPELINE_MAX_FILE_BYTES)",
+            ctx.limits.max_file_bytes
+        )),
+        Some(bytes) => formats::read(bytes, dataset.format(), &ctx.limits),
+    };
     drop(raw);
     metrics.lap("parse", &mut clock);
+    let references = match &parsed {
+        Ok(_) => parse_references(&reference_bytes, &ctx.limits)?,
+        Err(_) => HashMap::new(),
+    };
+    drop(reference_bytes);
+    metrics.lap("read_references", &mut clock);
     let outcome = match parsed {
-        Ok(frame) => {
-            let references = load_references(ctx, dataset, ds)?;
-            metrics.lap("read_references", &mut clock);
-            split(dataset, ds, frame, &references, options.max_invalid_ratio)
-        }
+        Ok(frame) => split(dataset, ds, frame, &references, options.max_invalid_ratio),
         Err(e) => Err(Rejection {
             check: "file",
             column: "*".into(),
@@ -119,7 +212,7 @@ pub fn run(
                 metrics.status = "rejected".into();
                 metrics.exit_code = ExitCode::DataRejected.code();
                 metrics.error = Some(format!(
-                    "{} of {} rows failed checks, over the tolerance of {}",
+                    "{raw_url}: {} of {} rows failed checks, over the tolerance of {}",
                     split.failing, split.rows_in, options.max_invalid_ratio
                 ));
             } else {
@@ -131,31 +224,52 @@ pub fn run(
                 .into();
             }
             let valid_bytes = split.valid.as_ref().map(ValidSlice::parquet).transpose()?;
-            publish(ctx, &mut metrics, valid, valid_bytes)?;
+            publish(
+                ctx,
+                &mut metrics,
+                &mut slices,
+                Zone::Valid,
+                dataset,
+                ds,
+                valid_bytes,
+            )?;
             let quarantine_bytes = (quarantined > 0)
                 .then(|| formats::parquet(&split.quarantine))
                 .transpose()?;
-            publish(ctx, &mut metrics, quarantine, quarantine_bytes)?;
+            publish(
+                ctx,
+                &mut metrics,
+                &mut slices,
+                Zone::Quarantine,
+                dataset,
+                ds,
+                quarantine_bytes,
+            )?;
             split.results
         }
         Err(rejection) => {
             warn!(%dataset, %ds, reason = %rejection.reason, "file rejected");
             metrics.status = "rejected".into();
             metrics.exit_code = ExitCode::DataRejected.code();
-            metrics.error = Some(rejection.reason.clone());
+            metrics.error = Some(format!("{raw_url}: {}", rejection.reason));
             metrics.add_failed(rejection.check, 1);
-            // Rare path: fetch the bytes again rather than hold them throughout.
-            let raw = ctx.landing.get(&raw_key)?.unwrap_or_default();
-            let whole = df!(
-                "source_file" => [ctx.landing.url(&raw_key)],
-                FAILED_CHECKS => [format!("{}:{}", rejection.check, rejection.reason)],
-                "content" => [raw.as_slice()],
-            )?;
-            publish(ctx, &mut metrics, valid, None)?;
+            let whole = quarantine_by_reference(ctx, &raw_key, &rejection)?;
             publish(
                 ctx,
                 &mut metrics,
-                quarantine,
+                &mut slices,
+                Zone::Valid,
+                dataset,
+                ds,
+                None,
+            )?;
+            publish(
+                ctx,
+                &mut metrics,
+                &mut slices,
+                Zone::Quarantine,
+                dataset,
+                ds,
                 Some(formats::parquet(&whole)?),
             )?;
             vec![CheckResult {
@@ -168,9 +282,16 @@ pub fn run(
     };
 
     metrics.lap("write", &mut clock);
-    let new_signatures = ctx
-        .metadata
-        .record_checks(dataset, ds, &results, metrics.rows_in)?;
+    metrics
+        .extra
+        .insert(Slices::FIELD.into(), serde_json::to_value(&slices)?);
+    let new_signatures = ctx.metadata.record_checks(
+        dataset,
+        ds,
+        &results,
+        metrics.rows_in,
+        metrics.run_id.as_deref(),
+    )?;
     metrics.has_failure_delta = !new_signatures.is_empty();
     metrics.new_signatures = new_signatures;
     stage.complete(ctx, &mut metrics)?;
@@ -182,52 +303,119 @@ pub fn run(
     Ok(metrics)
 }
 
-/// Writes a slice's Parquet and names it in the outputs, or removes a stale
-/// one from an earlier validation.
+/// Bytes of a rejected file kept in its quarantine row; the rest is there
+/// by reference (its URL, size and MD5), so a huge or hostile file is never
+/// loaded whole into one cell.
+const QUARANTINE_COPY_BYTES: usize = 1 << 20;
+
+/// The one quarantine row of a rejected file.
+fn quarantine_by_reference(
+    ctx: &Context,
+    raw_key: &str,
+    rejection: &Rejection,
+) -> Result<DataFrame> {
+    let gone = || {
+        exit::transient(format!(
+            "{} vanished while validated",
+            ctx.landing.url(raw_key)
+        ))
+    };
+    let size = ctx.landing.size(raw_key)?.ok_or_else(gone)?;
+    let md5 = ctx.landing.md5(raw_key)?.ok_or_else(gone)?;
+    let copied = ctx
+        .landing
+        .get_prefix(raw_key, QUARANTINE_COPY_BYTES)?
+        .ok_or_else(gone)?;
+    Ok(df!(
+        "source_file" => [ctx.landing.url(raw_key)],
+        FAILED_CHECKS => [format!("{}:{}", rejection.check, rejection.reason)],
+        "content_bytes" => [size],
+        "content_md5" => [md5],
+        "content" => [copied.as_slice()],
+    )?)
+}
+
+/// Writes a slice's Parquet, names it in the outputs and records it, or
+/// removes a stale one from an earlier validation and records its absence.
+#[allow(clippy::too_many_arguments)]
 fn publish(
     ctx: &Context,
     metrics: &mut TaskMetrics,
-    (name, key): (&str, &str),
+    slices: &mut Slices,
+    zone: Zone,
+    dataset: Dataset,
+    ds: NaiveDate,
     parquet: Option<Vec<u8>>,
 ) -> Result<()> {
-    match parquet {
+    let key = dataset.object_key(zone, ds);
+    let name = match zone {
+        Zone::Valid => "valid",
+        _ => "quarantine",
+    };
+    let record = match parquet {
         Some(bytes) => {
-            ctx.landing.put(key, &bytes)?;
-            metrics.outputs.insert(name.into(), ctx.landing.url(key));
-            Ok(())
+            let md5 = md5_hex(&bytes);
+            ctx.landing.put_with_md5(&key, &bytes, &md5)?;
+            metrics.outputs.insert(name.into(), ctx.landing.url(&key));
+            Some(SliceRecord {
+                key,
+                bytes: bytes.len() as u64,
+                md5,
+            })
         }
-        None => ctx.landing.delete(key).map(drop),
-    }
+        None => {
+            ctx.landing.delete(&key)?;
+            None
+        }
+    };
+    slices.set(zone, record);
+    Ok(())
 }
 
-/// The raw keys of every dataset this one references, for the same ds.
-fn load_references(
+/// The raw files of the datasets this one's foreign keys point at, for the
+/// same ds.
+fn reference_files(
     ctx: &Context,
     dataset: Dataset,
     ds: NaiveDate,
-) -> Result<HashMap<Dataset, Series>> {
-    let mut out = HashMap::new();
-    for target in dataset.references() {
-        let key = target.raw_key(ds);
-        let bytes = ctx.landing.get(&key)?.ok_or_else(|| {
-            exit::nothing_to_do(format!(
-                "cannot check foreign keys: upstream {target} file {} is absent",
-                ctx.landing.url(&key)
-            ))
-        })?;
-        let keys = formats::read(&bytes, target.format())
-            .and_then(|f| {
-                let column = f.column(target.key())?.as_materialized_series().clone();
-                Ok(column.cast(&DataType::String)?.drop_nulls())
-            })
-            .map_err(|e| {
-                exit::rejected(format!(
-                    "cannot check foreign keys: upstream {target} file is unusable: {e}"
+) -> Result<Vec<(Dataset, ObjectBytes)>> {
+    dataset
+        .references()
+        .into_iter()
+        .map(|target| {
+            let key = target.raw_key(ds);
+            let bytes = ctx.landing.get_bytes(&key)?.ok_or_else(|| {
+                exit::nothing_to_do(format!(
+                    "cannot check foreign keys: upstream {target} file {} is absent",
+                    ctx.landing.url(&key)
                 ))
             })?;
-        out.insert(target, keys);
-    }
-    Ok(out)
+            Ok((target, bytes))
+        })
+        .collect()
+}
+
+/// The keys of each referenced file.
+fn parse_references(
+    files: &[(Dataset, ObjectBytes)],
+    limits: &Limits,
+) -> Result<HashMap<Dataset, Series>> {
+    files
+        .iter()
+        .map(|(target, bytes)| {
+            let keys = formats::read(bytes, target.format(), limits)
+                .and_then(|f| {
+                    let column = f.column(target.key())?.as_materialized_series().clone();
+                    Ok(column.cast(&DataType::String)?.drop_nulls())
+                })
+                .map_err(|e| {
+                    exit::rejected(format!(
+                        "cannot check foreign keys: upstream {target} file is unusable: {e}"
+                    ))
+                })?;
+            Ok((*target, keys))
+        })
+        .collect()
 }
 
 /// The valid rows, kept as the typed columns of every row and a mask, so

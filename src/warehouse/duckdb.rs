@@ -52,14 +52,29 @@ impl DuckDbWarehouse {
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(e) => {
-                    return Err(exit::config(format!(
-                        "cannot open DuckDB {}: {e}",
-                        path.display()
-                    )));
-                }
+                Err(e) => return Err(open_error(&path, e)),
             }
         }
+    }
+}
+
+/// A file we may not open, or that is not a database, is configuration;
+/// anything else (I/O trouble, memory) may pass, so it is transient.
+fn open_error(path: &std::path::Path, err: duckdb::Error) -> anyhow::Error {
+    let message = format!("cannot open DuckDB {}: {err}", path.display());
+    let text = err.to_string();
+    let permanent = [
+        "Permission denied",
+        "Read-only file system",
+        "not a valid DuckDB database",
+        "Is a directory",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
+    if permanent {
+        exit::config(format!("PIPELINE_WAREHOUSE_URL: {message}"))
+    } else {
+        exit::transient(message)
     }
 }
 
@@ -71,6 +86,13 @@ impl Warehouse for DuckDbWarehouse {
     fn execute(&mut self, sql: &str) -> Result<()> {
         self.conn
             .execute_batch(sql)
+            .with_context(|| format!("DuckDB: {}", first_line(sql)))
+    }
+
+    fn execute_bound(&mut self, sql: &str, params: &[&str]) -> Result<()> {
+        self.conn
+            .execute(sql, duckdb::params_from_iter(params))
+            .map(drop)
             .with_context(|| format!("DuckDB: {}", first_line(sql)))
     }
 
@@ -121,10 +143,11 @@ impl Warehouse for DuckDbWarehouse {
             .conn
             .execute(sql, [])
             .with_context(|| format!("DuckDB: MERGE INTO {target}"))? as u64;
-        let inserted = rows_in(self)? - before;
+        // Saturating: a concurrent writer could only shrink the difference.
+        let inserted = rows_in(self)?.saturating_sub(before);
         Ok(MergeCounts {
             inserted,
-            updated: touched - inserted,
+            updated: touched.saturating_sub(inserted),
         })
     }
 

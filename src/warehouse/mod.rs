@@ -31,6 +31,9 @@ pub trait Warehouse {
     fn backend(&self) -> &'static str;
     /// Runs one statement whose result is not needed.
     fn execute(&mut self, sql: &str) -> Result<()>;
+    /// Runs one statement with `?` placeholders bound to `params`, for
+    /// values that come from outside the program.
+    fn execute_bound(&mut self, sql: &str, params: &[&str]) -> Result<()>;
     /// Runs one query and returns its rows as text.
     fn query(&mut self, sql: &str) -> Result<Rows>;
     /// Runs one `MERGE INTO target ...` and says what it changed.
@@ -51,17 +54,17 @@ pub trait Warehouse {
 /// Opens the warehouse a URL names: `duckdb://PATH`, `snowflake://` (the
 /// account's host), `snowflake://HOST[:PORT]`, or `snowflake+http://HOST:PORT`
 /// for an emulator.
-pub fn open(url: &str) -> Result<Box<dyn Warehouse>> {
+pub fn open(url: &str, timeout_s: u64) -> Result<Box<dyn Warehouse>> {
     match url.split_once("://") {
         Some(("duckdb", path)) if !path.is_empty() => {
             Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?))
         }
-        Some(("snowflake", host)) => {
-            Ok(Box::new(snowflake::SnowflakeWarehouse::open(host, false)?))
-        }
-        Some(("snowflake+http", host)) if !host.is_empty() => {
-            Ok(Box::new(snowflake::SnowflakeWarehouse::open(host, true)?))
-        }
+        Some(("snowflake", host)) => Ok(Box::new(snowflake::SnowflakeWarehouse::open(
+            host, false, timeout_s,
+        )?)),
+        Some(("snowflake+http", host)) if !host.is_empty() => Ok(Box::new(
+            snowflake::SnowflakeWarehouse::open(host, true, timeout_s)?,
+        )),
         _ => Err(exit::config(format!(
             "PIPELINE_WAREHOUSE_URL: unsupported warehouse URL {url:?} \
              (expected duckdb://PATH, snowflake://[HOST[:PORT]] or snowflake+http://HOST:PORT)"
@@ -74,14 +77,16 @@ pub fn open(url: &str) -> Result<Box<dyn Warehouse>> {
 pub struct LazyWarehouse {
     url: String,
     lake_url: String,
+    timeout_s: u64,
     opened: Option<Box<dyn Warehouse>>,
 }
 
 impl LazyWarehouse {
-    pub fn new(url: &str, lake_url: &str) -> Self {
+    pub fn new(url: &str, lake_url: &str, timeout_s: u64) -> Self {
         Self {
             url: url.to_string(),
             lake_url: lake_url.to_string(),
+            timeout_s,
             opened: None,
         }
     }
@@ -97,7 +102,7 @@ impl LazyWarehouse {
     /// objects included with `everything`; the number of statements run.
     pub fn setup(&mut self, everything: bool) -> Result<usize> {
         if self.opened.is_none() {
-            self.opened = Some(open(&self.url)?);
+            self.opened = Some(open(&self.url, self.timeout_s)?);
         }
         let wh = self.opened.as_deref_mut().expect("opened above");
         setup(wh, &self.lake_url, everything)
@@ -160,23 +165,25 @@ pub fn raw_table(dataset: Dataset) -> String {
     format!("RAW.{}", dataset.name().to_ascii_uppercase())
 }
 
+/// The SQL type of a column, on both backends.
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Text => "VARCHAR",
+        ColumnType::Bool => "BOOLEAN",
+        ColumnType::Int => "BIGINT",
+        ColumnType::Float => "DOUBLE",
+        ColumnType::Date => "DATE",
+        ColumnType::Timestamp => "TIMESTAMP",
+    }
+}
+
 /// DDL for a dataset's RAW table, from the catalogue: its columns, plus the
 /// ds partition it was loaded for and when.
 pub fn raw_table_ddl(dataset: Dataset) -> String {
     let columns: Vec<String> = dataset
         .columns()
         .iter()
-        .map(|c| {
-            let ty = match c.ty {
-                ColumnType::Text => "VARCHAR",
-                ColumnType::Bool => "BOOLEAN",
-                ColumnType::Int => "BIGINT",
-                ColumnType::Float => "DOUBLE",
-                ColumnType::Date => "DATE",
-                ColumnType::Timestamp => "TIMESTAMP",
-            };
-            format!("{} {ty}", c.name.to_ascii_uppercase())
-        })
+        .map(|c| format!("{} {}", c.name.to_ascii_uppercase(), sql_type(c.ty)))
         .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({}, DS DATE, LOADED_AT TIMESTAMP)",
@@ -250,7 +257,7 @@ mod tests {
     #[test]
     fn unsupported_urls_are_config_errors() {
         for url in ["postgres://x", "duckdb://", "warehouse.duckdb"] {
-            let err = open(url).err().unwrap();
+            let err = open(url, 60).err().unwrap();
             assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{url}");
         }
     }

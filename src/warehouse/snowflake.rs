@@ -8,10 +8,10 @@ use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use snowflake_connector_rs::{
     AuthConfig, CellValue, Client, ClientConfig, DynamicRow, EndpointConfig, ErrorKind,
-    KeyPairConfig, Session, SessionConfig,
+    KeyPairConfig, QueryConfig, Session, SessionConfig, Statement,
 };
 
-use super::{MergeCounts, Rows, Warehouse, date_literal, first_line, raw_table};
+use super::{MergeCounts, Rows, Warehouse, date_literal, first_line, raw_table, sql_type};
 use crate::catalog::Dataset;
 use crate::exit;
 use crate::runtime::runtime;
@@ -107,19 +107,29 @@ fn classify(err: snowflake_connector_rs::Error, doing: &str) -> anyhow::Error {
 impl SnowflakeWarehouse {
     /// `endpoint` is empty for the account's own host, or `HOST[:PORT]`;
     /// `plain_http` is for emulators on 127.0.0.1.
-    pub fn open(endpoint: &str, plain_http: bool) -> Result<Self> {
+    /// Statements run at most `timeout_s` on the server, which then
+    /// cancels them; the client gives up a minute later. A lock is waited
+    /// for at most a tenth of that, and a query whose client vanished (a
+    /// killed pod) is aborted rather than left running.
+    pub fn open(endpoint: &str, plain_http: bool, timeout_s: u64) -> Result<Self> {
         let names = ObjectNames::from_env()?;
         let mut config = ClientConfig::new(
             required("SNOWFLAKE_USER")?,
             required("SNOWFLAKE_ACCOUNT")?,
             auth_from_env()?,
         )
+        .with_query(
+            QueryConfig::new().with_query_response_timeout(Duration::from_secs(timeout_s + 60)),
+        )
         .with_session(
             SessionConfig::new()
                 .with_database(&names.database)
                 .with_warehouse(&names.warehouse)
                 .with_role(&names.role)
-                .with_session_parameter("AUTOCOMMIT", true.into()),
+                .with_session_parameter("AUTOCOMMIT", true.into())
+                .with_session_parameter("STATEMENT_TIMEOUT_IN_SECONDS", (timeout_s as i64).into())
+                .with_session_parameter("LOCK_TIMEOUT", ((timeout_s / 10).max(1) as i64).into())
+                .with_session_parameter("ABORT_DETACHED_QUERY", true.into()),
         );
         let endpoint = endpoint.trim_end_matches('/');
         if !endpoint.is_empty() {
@@ -174,6 +184,23 @@ impl Warehouse for SnowflakeWarehouse {
         self.rows(sql, first_line(sql)).map(drop)
     }
 
+    fn execute_bound(&mut self, sql: &str, params: &[&str]) -> Result<()> {
+        let statement = params.iter().fold(
+            Statement::new_positional(sql.to_string()),
+            |statement, param| statement.bind(param.to_string()),
+        );
+        runtime()
+            .block_on(async {
+                self.session
+                    .query(statement)
+                    .await?
+                    .collect::<Vec<_>>()
+                    .await
+            })
+            .map(drop)
+            .map_err(|e| classify(e, first_line(sql)))
+    }
+
     fn query(&mut self, sql: &str) -> Result<Rows> {
         Ok(self
             .rows(sql, first_line(sql))?
@@ -209,18 +236,29 @@ impl Warehouse for SnowflakeWarehouse {
         _lake: &dyn ObjectStore,
         key: &str,
     ) -> Result<()> {
-        // The stage reads the lake itself; the slice's folder holds one file.
-        let table = raw_table(dataset);
-        let folder = key.rsplit_once('/').map_or(key, |(dir, _)| dir);
+        // The stage reads the lake itself. COPY names the one file, and
+        // sets the partition columns as it loads, so that nothing else (a
+        // load of another ds running at once) is ever touched.
+        let (folder, file) = key.rsplit_once('/').unwrap_or(("", key));
+        let columns: Vec<String> = dataset
+            .columns()
+            .iter()
+            .map(|c| c.name.to_ascii_uppercase())
+            .collect();
+        let values: Vec<String> = dataset
+            .columns()
+            .iter()
+            .map(|c| format!("$1:{}::{}", c.name, sql_type(c.ty)))
+            .collect();
         self.execute(&format!(
-            "COPY INTO {table} FROM @{stage}/{folder} \
-             FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE",
-            stage = self.stage,
-        ))?;
-        // COPY fills the file's columns; the partition columns come after.
-        self.execute(&format!(
-            "UPDATE {table} SET DS = {ds}, LOADED_AT = CURRENT_TIMESTAMP() WHERE DS IS NULL",
+            "COPY INTO {table} ({columns}, DS, LOADED_AT) \
+             FROM (SELECT {values}, {ds}, CURRENT_TIMESTAMP() FROM @{stage}/{folder}/) \
+             FILES = ('{file}') FILE_FORMAT = (TYPE = PARQUET) FORCE = TRUE",
+            table = raw_table(dataset),
+            columns = columns.join(", "),
+            values = values.join(", "),
             ds = date_literal(ds),
+            stage = self.stage,
         ))
     }
 

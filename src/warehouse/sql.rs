@@ -147,6 +147,29 @@ fn references(sql: &str) -> Vec<String> {
     found
 }
 
+/// `sql` with every whole mention of the table `from` (`SCHEMA.NAME`, any
+/// case) replaced by `to`.
+pub fn rename_table(sql: &str, from: &str, to: &str) -> String {
+    let upper = sql.to_ascii_uppercase();
+    let from = from.to_ascii_uppercase();
+    let bytes = upper.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for (at, _) in upper.match_indices(&from) {
+        let end = at + from.len();
+        let whole =
+            (at == 0 || !is_ident(bytes[at - 1])) && bytes.get(end).is_none_or(|b| !is_ident(*b));
+        if whole && at >= copied {
+            out.push_str(&sql[copied..at]);
+            out.push_str(to);
+            copied = end;
+        }
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
 /// The data tests: queries returning offending rows. A `-- severity: warn`
 /// line makes a test warn instead of fail.
 pub fn tests() -> Vec<DataTest> {
@@ -326,6 +349,14 @@ mod tests {
     #[test]
     fn references_ignore_longer_names_and_comments() {
         let sql = "-- MART.NOT_ME\nSELECT * FROM STG.STG_A JOIN XMART.B ON 1 JOIN mart.mart_c ON 1";
+        assert_eq!(
+            rename_table(sql, "STG.STG_A", "STG.STG_A_20250525"),
+            "-- MART.NOT_ME\nSELECT * FROM STG.STG_A_20250525 JOIN XMART.B ON 1 JOIN mart.mart_c ON 1"
+        );
+        assert_eq!(
+            rename_table("FROM stg.stg_a_b, STG.STG_A", "STG.STG_A", "S.T"),
+            "FROM stg.stg_a_b, S.T"
+        );
         assert_eq!(references(sql), ["MART.MART_C", "STG.STG_A"]);
     }
 }

@@ -1,6 +1,9 @@
 //! Helpers for tests that run the built binary against a temp directory.
 #![allow(dead_code)]
 
+pub mod servers;
+pub mod state;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
