@@ -371,34 +371,25 @@ mod tests {
         }
     }
 
+    fn run_from_to(from: &str, to: &str) -> RunCmd {
+        let args = ["marketing-pipeline", "run", "--from", from, "--to", to];
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Run(run) => run,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn run_dates_cover_the_range_inclusively() {
-        let cli = Cli::try_parse_from([
-            "marketing-pipeline",
-            "run",
-            "--from",
-            "2025-05-30",
-            "--to",
-            "2025-06-02",
-        ])
-        .unwrap();
-        let Command::Run(run) = cli.command else {
-            panic!("parsed as {:?}", cli.command)
-        };
-        assert_eq!(run.dates().unwrap().len(), 4);
-        let cli = Cli::try_parse_from([
-            "marketing-pipeline",
-            "run",
-            "--from",
-            "1970-01-01",
-            "--to",
-            "2199-12-31",
-        ])
-        .unwrap();
-        let Command::Run(run) = cli.command else {
-            panic!("parsed as {:?}", cli.command)
-        };
-        assert!(run.dates().unwrap_err().contains("over the limit"));
+        assert_eq!(
+            run_from_to("2025-05-30", "2025-06-02")
+                .dates()
+                .unwrap()
+                .len(),
+            4
+        );
+        let too_long = run_from_to("1970-01-01", "2199-12-31").dates();
+        assert!(too_long.unwrap_err().contains("over the limit"));
     }
 
     #[test]

@@ -582,17 +582,18 @@ mod fuzz {
     use crate::cli::{Limits, UNLIMITED};
     use proptest::prelude::*;
     use proptest::sample::{Index, select};
+    use proptest::test_runner::RngSeed;
 
-    /// CI-sized; raise with PROPTEST_CASES for a long run.
-    const CASES: u32 = 256;
+    /// CI-sized (each case takes microseconds); PROPTEST_CASES overrides.
+    const CASES: u32 = 1024;
 
+    /// A fixed seed, so that CI runs are reproducible; PROPTEST_RNG_SEED
+    /// picks another.
     fn config(cases: u32) -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(cases);
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         ProptestConfig {
-            cases,
+            cases: env("PROPTEST_CASES").map_or(cases, |n| n as u32),
+            rng_seed: RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(11)),
             // Never write regression files into src/.
             failure_persistence: None,
             ..ProptestConfig::default()

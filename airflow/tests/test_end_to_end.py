@@ -260,11 +260,13 @@ def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
 
 
 def test_a_corrupted_raw_file_is_rejected_and_nothing_is_loaded(pipeline):
-    # The file lands corrupted: generate finds it complete and leaves it; validate rejects it.
+    # The file lands corrupted but whole-sized, as a torn write leaves it: generate finds
+    # its file complete (it checks the size) and leaves it; validate rejects it.
     settings = {"SCALE_FACTOR": str(SCALE_FACTOR), "PIPELINE_DEFECT_RATE": "0"}
     generated = pipeline.binary("generate", "website_activity", "--ds", DS, **settings)
     raw_file = Path(generated["outputs"]["raw"].removeprefix("file://"))
-    raw_file.write_text('{"session_id": "truncated\n')
+    size = raw_file.stat().st_size
+    raw_file.write_bytes(b'{"session_id": "truncated'.ljust(size - 1) + b"\n")
 
     result = pipeline.run_dag(defect_rate=0)
     expected = expected_states(

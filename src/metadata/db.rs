@@ -114,7 +114,15 @@ fn sqlite_error(err: rusqlite::Error) -> anyhow::Error {
 /// a missing database are configuration. The message never holds the URL
 /// (it may hold a password).
 fn postgres_error(err: tokio_postgres::Error) -> anyhow::Error {
-    let message = format!("metadata database (PostgreSQL): {err}");
+    // The server's own words ("canceling statement due to lock timeout"),
+    // or the client's with their cause ("error connecting to server:
+    // Connection refused"); the bare error says only "db error".
+    let detail = match (err.as_db_error(), std::error::Error::source(&err)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{err}: {cause}"),
+        (None, None) => err.to_string(),
+    };
+    let message = format!("metadata database (PostgreSQL): {detail}");
     let config_states = [
         SqlState::INVALID_PASSWORD,
         SqlState::INVALID_AUTHORIZATION_SPECIFICATION,

@@ -167,7 +167,7 @@ pub fn run(
 
     let mut metrics = stage.metrics();
     metrics.lap("read", &mut clock);
-    let mut slices = Slices::default();
+    let slices;
 
     let parsed = match &raw {
         None => Err(anyhow::anyhow!(
@@ -224,25 +224,15 @@ pub fn run(
                 .into();
             }
             let valid_bytes = split.valid.as_ref().map(ValidSlice::parquet).transpose()?;
-            publish(
-                ctx,
-                &mut metrics,
-                &mut slices,
-                Zone::Valid,
-                dataset,
-                ds,
-                valid_bytes,
-            )?;
             let quarantine_bytes = (quarantined > 0)
                 .then(|| formats::parquet(&split.quarantine))
                 .transpose()?;
-            publish(
+            slices = publish(
                 ctx,
                 &mut metrics,
-                &mut slices,
-                Zone::Quarantine,
                 dataset,
                 ds,
+                valid_bytes,
                 quarantine_bytes,
             )?;
             split.results
@@ -254,24 +244,8 @@ pub fn run(
             metrics.error = Some(format!("{raw_url}: {}", rejection.reason));
             metrics.add_failed(rejection.check, 1);
             let whole = quarantine_by_reference(ctx, &raw_key, &rejection)?;
-            publish(
-                ctx,
-                &mut metrics,
-                &mut slices,
-                Zone::Valid,
-                dataset,
-                ds,
-                None,
-            )?;
-            publish(
-                ctx,
-                &mut metrics,
-                &mut slices,
-                Zone::Quarantine,
-                dataset,
-                ds,
-                Some(formats::parquet(&whole)?),
-            )?;
+            let whole = formats::parquet(&whole)?;
+            slices = publish(ctx, &mut metrics, dataset, ds, None, Some(whole))?;
             vec![CheckResult {
                 check: rejection.check,
                 column: rejection.column,
@@ -335,41 +309,41 @@ fn quarantine_by_reference(
     )?)
 }
 
-/// Writes a slice's Parquet, names it in the outputs and records it, or
-/// removes a stale one from an earlier validation and records its absence.
-#[allow(clippy::too_many_arguments)]
+/// Writes each slice's Parquet and names it in the outputs, or removes a
+/// stale one from an earlier validation; returns what it wrote.
 fn publish(
     ctx: &Context,
     metrics: &mut TaskMetrics,
-    slices: &mut Slices,
-    zone: Zone,
     dataset: Dataset,
     ds: NaiveDate,
-    parquet: Option<Vec<u8>>,
-) -> Result<()> {
-    let key = dataset.object_key(zone, ds);
-    let name = match zone {
-        Zone::Valid => "valid",
-        _ => "quarantine",
-    };
-    let record = match parquet {
-        Some(bytes) => {
-            let md5 = md5_hex(&bytes);
-            ctx.landing.put_with_md5(&key, &bytes, &md5)?;
-            metrics.outputs.insert(name.into(), ctx.landing.url(&key));
-            Some(SliceRecord {
-                key,
-                bytes: bytes.len() as u64,
-                md5,
-            })
-        }
-        None => {
-            ctx.landing.delete(&key)?;
-            None
-        }
-    };
-    slices.set(zone, record);
-    Ok(())
+    valid: Option<Vec<u8>>,
+    quarantine: Option<Vec<u8>>,
+) -> Result<Slices> {
+    let mut slices = Slices::default();
+    for (zone, name, parquet) in [
+        (Zone::Valid, "valid", valid),
+        (Zone::Quarantine, "quarantine", quarantine),
+    ] {
+        let key = dataset.object_key(zone, ds);
+        let record = match parquet {
+            Some(bytes) => {
+                let md5 = md5_hex(&bytes);
+                ctx.landing.put_with_md5(&key, &bytes, &md5)?;
+                metrics.outputs.insert(name.into(), ctx.landing.url(&key));
+                Some(SliceRecord {
+                    key,
+                    bytes: bytes.len() as u64,
+                    md5,
+                })
+            }
+            None => {
+                ctx.landing.delete(&key)?;
+                None
+            }
+        };
+        slices.set(zone, record);
+    }
+    Ok(slices)
 }
 
 /// The raw files of the datasets this one's foreign keys point at, for the
