@@ -28,7 +28,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::Result;
 use clap::Parser;
-use tracing::error;
+use tracing::{error, warn};
 use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
@@ -92,7 +92,13 @@ fn main() -> std::process::ExitCode {
         &settings.warehouse_url,
     ]);
     init_logging(&cli.command);
-    std::panic::set_hook(Box::new(|info| error!(panic = %info, "panic")));
+    std::panic::set_hook(Box::new(|info| {
+        if formats::panic_is_contained() {
+            warn!(location = ?info.location(), "a file parser failed on malformed input; the file is rejected");
+        } else {
+            error!(panic = %info, "panic");
+        }
+    }));
 
     let metrics = match catch_unwind(AssertUnwindSafe(|| execute(&cli))) {
         Ok(Ok(metrics)) => metrics,

@@ -456,10 +456,7 @@ fn split(
                     check: "schema",
                     column: check.column.to_string(),
                     rule: "castable columns",
-                    reason: format!(
-                        "column {} has no value castable to {}",
-                        check.column, check.rule
-                    ),
+                    reason: format!("column {} has no value {}", check.column, check.rule),
                 });
             }
         }
