@@ -66,25 +66,21 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
                 }
                 // A rejected file: the lake keeps the valid slice published
                 // before, which is what the warehouse holds.
-                Some(None) if zone == Zone::Valid => {
-                    if ctx.lake.exists(&key)? {
-                        warn!(%dataset, %ds, key, "file rejected; the lake keeps the valid slice published before");
-                        metrics
-                            .extra
-                            .insert("kept_previous_valid".into(), true.into());
-                        objects.push(
-                            json!({"zone": zone.prefix(), "key": key, "status": "kept_previous"}),
-                        );
-                    }
+                Some(None) if zone == Zone::Valid && ctx.lake.exists(&key)? => {
+                    warn!(%dataset, %ds, key, "file rejected; the lake keeps the valid slice published before");
+                    metrics
+                        .extra
+                        .insert("kept_previous_valid".into(), true.into());
+                    objects.push(
+                        json!({"zone": zone.prefix(), "key": key, "status": "kept_previous"}),
+                    );
                 }
                 // Validate found no invalid row: an old quarantine slice goes.
-                Some(None) => {
-                    if ctx.lake.delete(&key)? {
-                        changed += 1;
-                        objects
-                            .push(json!({"zone": zone.prefix(), "key": key, "status": "removed"}));
-                    }
+                Some(None) if zone == Zone::Quarantine && ctx.lake.delete(&key)? => {
+                    changed += 1;
+                    objects.push(json!({"zone": zone.prefix(), "key": key, "status": "removed"}));
                 }
+                Some(None) => {}
                 None => {}
             }
             continue;

@@ -190,7 +190,7 @@ impl Db {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
-            .options(&format!(
+            .options(format!(
                 "-c lock_timeout={ms} -c statement_timeout={ms} \
                  -c idle_in_transaction_session_timeout={ms}"
             ));
