@@ -20,7 +20,8 @@ Exit codes:
 
 Every task prints one JSON metrics object as its last stdout line (also written
 to $PIPELINE_XCOM_FILE when set) and logs bunyan JSON on stderr (level from
-PIPELINE_LOG, default info).";
+PIPELINE_LOG, default info). Neither ever holds a secret: URL passwords show as
+*** and --help shows variable names, never their values.";
 
 #[derive(Parser, Debug)]
 #[command(
