@@ -56,6 +56,7 @@ const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 ///   is touched (validate of 1M contacts peaked ~90 MB higher).
 ///
 /// A `MIMALLOC_*` variable in the environment still overrides either.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 extern "C" fn configure_allocator() {
     // Eager commit first: reading a variable that is set allocates, and the
     // first allocation reserves the arena.
@@ -78,6 +79,7 @@ extern "C" fn configure_allocator() {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;

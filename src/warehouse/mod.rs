@@ -127,9 +127,7 @@ fn setup(wh: &mut dyn Warehouse, lake_url: &str, everything: bool) -> Result<usi
     )?;
     let mut ran = 0;
     for statement in sql::statements(&script) {
-        let upper = statement.to_ascii_uppercase();
-        let schema_object = upper.starts_with("CREATE SCHEMA") || upper.starts_with("CREATE TABLE");
-        if !(everything || schema_object) {
+        if !(everything || is_schema_object(&statement)) {
             continue;
         }
         if let Some(statement) = wh.adapt_setup(&statement) {
