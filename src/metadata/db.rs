@@ -169,8 +169,24 @@ impl Db {
         }
         let conn = rusqlite::Connection::open(path).map_err(sqlite_error)?;
         conn.busy_timeout(timeout).map_err(sqlite_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite_error)?;
+        // Switching a new file to WAL needs it alone: SQLite answers a
+        // second process doing the same at once with "locked" at once,
+        // without its busy handler, so wait here as the handler would.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && started.elapsed() < timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(sqlite_error(e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite_error)?;
         Ok(Db::Sqlite(conn))

@@ -66,11 +66,7 @@ pub fn write_file_atomically(
         .context("the path has no file name")?;
     let prefix = format!(".{name}.");
     remove_stale_temp_files(dir, &prefix)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)?;
-    tmp.as_file().lock()?;
+    let mut tmp = locked_temp_file(dir, &prefix)?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -79,6 +75,29 @@ pub fn write_file_atomically(
 }
 
 const TEMP_SUFFIX: &str = ".tmp";
+
+/// A new temp file in `dir`, locked. Between its creation and its lock a
+/// concurrent writer's cleanup can take it for a dead writer's and remove
+/// it; the lock is only ours once the name still leads to our file after
+/// taking it, so try again until it does.
+fn locked_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..8 {
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(dir)?;
+        tmp.as_file().lock()?;
+        let ours = tmp.as_file().metadata()?.ino();
+        if fs::metadata(tmp.path()).is_ok_and(|m| m.ino() == ours) {
+            return Ok(tmp);
+        }
+    }
+    anyhow::bail!(
+        "could not keep a temp file in {}: removed by concurrent writers every time",
+        dir.display()
+    )
+}
 
 /// Removes `PREFIX*.tmp` files in `dir` whose writer is gone: a live writer
 /// holds the file's lock, and the lock dies with its process.
