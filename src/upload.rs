@@ -80,8 +80,8 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
                     changed += 1;
                     objects.push(json!({"zone": zone.prefix(), "key": key, "status": "removed"}));
                 }
-                Some(None) => {}
-                None => {}
+                // Nothing recorded, or nothing to change.
+                _ => {}
             }
             continue;
         };

@@ -80,18 +80,32 @@ impl Postgres {
                 "metadata database (PostgreSQL): the connection was abandoned after a timeout",
             ));
         }
-        match runtime().block_on(async { tokio::time::timeout(self.deadline, call).await }) {
-            Ok(result) => result.map_err(postgres_error),
-            Err(_) => {
+        match within(self.deadline, call) {
+            Some(result) => result.map_err(postgres_error),
+            None => {
                 self.broken.set(true);
-                Err(exit::transient(format!(
-                    "metadata database (PostgreSQL) did not answer within {} s \
-                     (PIPELINE_METADATA_TIMEOUT_S)",
-                    self.deadline.as_secs()
-                )))
+                Err(timed_out(self.deadline))
             }
         }
     }
+}
+
+/// Runs one PostgreSQL future on the shared runtime; `None` when it has not
+/// answered within `deadline`.
+fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Option<Result<T, tokio_postgres::Error>> {
+    runtime()
+        .block_on(async { tokio::time::timeout(deadline, call).await })
+        .ok()
+}
+
+fn timed_out(deadline: Duration) -> anyhow::Error {
+    exit::transient(format!(
+        "metadata database (PostgreSQL) did not answer within {} s (PIPELINE_METADATA_TIMEOUT_S)",
+        deadline.as_secs()
+    ))
 }
 
 /// SQLite: lock contention and I/O trouble are transient; a file that
@@ -211,19 +225,9 @@ impl Db {
                  -c idle_in_transaction_session_timeout={ms}"
             ));
         let deadline = timeout + Duration::from_secs(5);
-        let connected = runtime().block_on(async {
-            tokio::time::timeout(deadline, config.connect(tokio_postgres::NoTls)).await
-        });
-        let (client, connection) = match connected {
-            Ok(result) => result.map_err(postgres_error)?,
-            Err(_) => {
-                return Err(exit::transient(format!(
-                    "metadata database (PostgreSQL): no answer to the connection within {} s \
-                     (PIPELINE_METADATA_TIMEOUT_S)",
-                    deadline.as_secs()
-                )));
-            }
-        };
+        let (client, connection) = within(deadline, config.connect(tokio_postgres::NoTls))
+            .ok_or_else(|| timed_out(deadline))?
+            .map_err(postgres_error)?;
         // The connection ends with the client; its error, if any, reaches
         // the next call.
         runtime().spawn(connection);

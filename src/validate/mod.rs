@@ -243,7 +243,7 @@ pub fn run(
             metrics.exit_code = ExitCode::DataRejected.code();
             metrics.error = Some(format!("{raw_url}: {}", rejection.reason));
             metrics.add_failed(rejection.check, 1);
-            let whole = quarantine_by_reference(ctx, &raw_key, &rejection)?;
+            let whole = quarantine_by_reference(ctx, &raw_key, size, &rejection)?;
             let whole = formats::parquet(&whole)?;
             slices = publish(ctx, &mut metrics, dataset, ds, None, Some(whole))?;
             vec![CheckResult {
@@ -286,6 +286,7 @@ const QUARANTINE_COPY_BYTES: usize = 1 << 20;
 fn quarantine_by_reference(
     ctx: &Context,
     raw_key: &str,
+    size: u64,
     rejection: &Rejection,
 ) -> Result<DataFrame> {
     let gone = || {
@@ -294,7 +295,6 @@ fn quarantine_by_reference(
             ctx.landing.url(raw_key)
         ))
     };
-    let size = ctx.landing.size(raw_key)?.ok_or_else(gone)?;
     let md5 = ctx.landing.md5(raw_key)?.ok_or_else(gone)?;
     let copied = ctx
         .landing
