@@ -12,7 +12,7 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut out = String::from("pub static SQL_FILES: &[(&str, &str)] = &[\n");
+    let mut out = String::from("pub(crate) static SQL_FILES: &[(&str, &str)] = &[\n");
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
         let name = path.strip_prefix(&root).unwrap().to_string_lossy();

@@ -1,16 +1,14 @@
 //! The dataset catalogue: the one place that says what each dataset is.
 //!
-//! Every task (generate, validate, upload, and later load) reads names,
-//! formats, keys, columns, types and rules from here; nothing repeats them.
+//! Every task reads names, formats, keys, columns, types and rules from
+//! here, and `describe` publishes them; nothing repeats them.
 
 use std::fmt;
 
 use chrono::NaiveDate;
-use clap::ValueEnum;
 
 /// The six source datasets, in the order the DAG generates them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
-#[value(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dataset {
     Campaigns,
     Forms,
@@ -234,6 +232,16 @@ impl Dataset {
         Dataset::FormFills,
         Dataset::WebsiteActivity,
     ];
+
+    pub fn from_name(name: &str) -> Option<Dataset> {
+        Dataset::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Fixed universes of keys (campaigns, forms, pages) are dimensions;
+    /// the daily feeds that reference them are facts.
+    pub fn is_fact(self) -> bool {
+        self.base_rows().is_some()
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -1,23 +1,34 @@
-//! Command line: flags and env settings, parsed once into validated values.
+//! Command line: flags and their environment variables, parsed once into
+//! validated values (`settings` adds the variables that are not flags).
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use chrono::NaiveDate;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::Dataset;
+use crate::exit::ExitCode;
+use crate::metrics::Task;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-   0  done; the outcome (including quarantined failures) is in the metrics JSON
-   2  usage error
-  65  data rejected: unreadable file, schema mismatch, failure rate over
-      tolerance, failed SQL data test
-  75  transient infrastructure error after retries (Airflow retries)
-  78  configuration error: missing or invalid setting
-  99  nothing to do / upstream absent (Airflow skips)
-   1  anything else: a bug
+/// `--help`'s epilogue: the exit codes, from `ExitCode` itself.
+static AFTER_HELP: LazyLock<String> = LazyLock::new(|| {
+    let codes: Vec<String> = ExitCode::ALL
+        .iter()
+        .map(|c| {
+            format!(
+                "  {:>2}  {} ({})",
+                c.code(),
+                c.meaning(),
+                c.airflow().verb()
+            )
+        })
+        .collect();
+    format!("Exit codes:\n{}\n\n{OUTPUT}", codes.join("\n"))
+});
 
+const OUTPUT: &str = "\
 Every task prints one JSON metrics object as its last stdout line (also written
 to $PIPELINE_XCOM_FILE when set) and logs bunyan JSON on stderr (level from
 PIPELINE_LOG, default info). Neither ever holds a secret: URL passwords show as
@@ -28,18 +39,18 @@ PIPELINE_LOG, default info). Neither ever holds a secret: URL passwords show as
     name = "marketing-pipeline",
     version,
     about = "ELT pipeline for marketing data: one subcommand per Airflow task",
-    after_help = EXIT_CODES
+    after_help = AFTER_HELP.as_str()
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub settings: Settings,
+    pub settings: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// Where data and metadata live; the same flags work for every task.
 #[derive(Args, Debug, Clone)]
-pub struct Settings {
+pub(crate) struct GlobalArgs {
     /// Raw, valid and quarantine files written by generate and validate.
     #[arg(
         long,
@@ -89,15 +100,27 @@ pub struct Settings {
     pub limits: Limits,
 }
 
+impl GlobalArgs {
+    /// The URLs, whose passwords must never be printed.
+    pub(crate) fn urls(&self) -> [&str; 4] {
+        [
+            &self.landing_url,
+            &self.lake_url,
+            &self.metadata_url,
+            &self.warehouse_url,
+        ]
+    }
+}
+
 /// Bounds on what one task reads, so that a hostile or broken file is
 /// rejected (exit 65) instead of exhausting a pod's memory.
 #[derive(Args, Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest raw file validate reads, in bytes (default 3 GiB).
     #[arg(long, env = "PIPELINE_MAX_FILE_BYTES", hide_env_values = true, default_value_t = 3 << 30, value_parser = parse_positive, global = true)]
     pub max_file_bytes: u64,
     /// Largest uncompressed size a Parquet file may declare, in bytes (default 8 GiB).
-    #[arg(long, env = "PIPELINE_MAX_DECOMPRESSED_BYTES", hide_env_values = true, default_value_t = 8 << 30, value_parser = parse_positive, global = true)]
+    #[arg(long, env = "PIPELINE_MAX_DECOMPRESSED_BYTES", hide_env_values = true, default_value_t = DEFAULT_MAX_DECOMPRESSED_BYTES, value_parser = parse_positive, global = true)]
     pub max_decompressed_bytes: u64,
     /// Seconds a metadata database call may take before the task gives up
     /// (exit 75); also the server-side lock and statement timeouts.
@@ -110,29 +133,69 @@ pub struct Limits {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Write synthetic data for one dataset to raw-data/ in the landing area.
-    Generate(GenerateCmd),
-    /// Check one raw file; split it into valid-data/ and quarantine-data/.
-    Validate(ValidateCmd),
-    /// Publish one dataset's valid and quarantine slices to the lake.
-    Upload(UploadCmd),
-    /// Load one dataset's valid slice from the lake into its RAW table.
-    Load(LoadCmd),
-    /// Build staging and mart tables for one ds, then run the SQL data tests.
-    Transform(TransformCmd),
-    /// Create the warehouse objects of sql/snowflake/setup.sql.
-    Setup(SetupCmd),
-    /// Run SQL on the warehouse and print the last statement's rows (tab-separated).
-    Sql(SqlCmd),
-    /// Every task for every dataset, in DAG order, for one ds or a range.
-    Run(RunCmd),
+pub(crate) enum Command {
+    #[command(flatten)]
+    Task(TaskCommand),
+    /// Print the interface as JSON (tasks, statuses, exit codes and what
+    /// Airflow does with each, datasets); the Airflow package reads a
+    /// committed copy. Touches no storage.
+    Describe,
 }
 
-#[derive(Args, Debug)]
-pub struct Target {
-    /// One of: campaigns, forms, pages, contacts, form_fills, website_activity.
-    #[arg(value_enum)]
+/// The subcommands that run a task and print its metrics.
+#[derive(Subcommand, Debug)]
+pub(crate) enum TaskCommand {
+    /// Write synthetic data for one dataset to raw-data/ in the landing area.
+    Generate(GenerateArgs),
+    /// Check one raw file; split it into valid-data/ and quarantine-data/.
+    Validate(ValidateArgs),
+    /// Publish one dataset's valid and quarantine slices to the lake.
+    Upload(UploadArgs),
+    /// Load one dataset's valid slice from the lake into its RAW table.
+    Load(LoadArgs),
+    /// Build staging and mart tables for one ds, then run the SQL data tests.
+    Transform(TransformArgs),
+    /// Create the warehouse objects of sql/snowflake/setup.sql.
+    Setup(SetupArgs),
+    /// Run SQL on the warehouse and print the last statement's rows (tab-separated).
+    Sql(SqlArgs),
+    /// Every task for every dataset, in DAG order, for one ds or a range.
+    Run(RunArgs),
+}
+
+impl TaskCommand {
+    pub(crate) fn task(&self) -> Task {
+        match self {
+            TaskCommand::Generate(_) => Task::Generate,
+            TaskCommand::Validate(_) => Task::Validate,
+            TaskCommand::Upload(_) => Task::Upload,
+            TaskCommand::Load(_) => Task::Load,
+            TaskCommand::Transform(_) => Task::Transform,
+            TaskCommand::Setup(_) => Task::Setup,
+            TaskCommand::Sql(_) => Task::Sql,
+            TaskCommand::Run(_) => Task::Run,
+        }
+    }
+
+    /// The dataset and logical date the command names, for the metrics of
+    /// a task that did not finish.
+    pub(crate) fn target(&self) -> (Option<Dataset>, Option<NaiveDate>) {
+        match self {
+            TaskCommand::Generate(GenerateArgs { target, .. })
+            | TaskCommand::Validate(ValidateArgs { target, .. })
+            | TaskCommand::Upload(UploadArgs { target })
+            | TaskCommand::Load(LoadArgs { target }) => (Some(target.dataset), Some(target.ds)),
+            TaskCommand::Transform(args) => (None, Some(args.ds)),
+            TaskCommand::Run(args) => (None, args.ds.or(args.from)),
+            TaskCommand::Setup(_) | TaskCommand::Sql(_) => (None, None),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct Target {
+    /// The dataset, from the catalogue (`describe` lists them).
+    #[arg(value_parser = dataset_parser())]
     pub dataset: Dataset,
     /// The logical date, YYYY-MM-DD.
     #[arg(long, value_parser = parse_ds)]
@@ -140,7 +203,7 @@ pub struct Target {
 }
 
 #[derive(Args, Debug, Clone, Copy)]
-pub struct GenerateOptions {
+pub(crate) struct GenerateOptions {
     /// Random seed; the same seed, ds and scale factor give identical files.
     #[arg(
         long,
@@ -158,14 +221,14 @@ pub struct GenerateOptions {
 }
 
 #[derive(Args, Debug, Clone, Copy)]
-pub struct ValidateOptions {
+pub(crate) struct ValidateOptions {
     /// Reject the file (exit 65) when more than this fraction of rows is invalid.
     #[arg(long, env = "PIPELINE_MAX_INVALID_RATIO", hide_env_values = true, default_value_t = 0.05, value_parser = parse_fraction)]
     pub max_invalid_ratio: f64,
 }
 
-#[derive(Args, Debug)]
-pub struct GenerateCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct GenerateArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
@@ -175,8 +238,8 @@ pub struct GenerateCmd {
     pub force: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct ValidateCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct ValidateArgs {
     #[command(flatten)]
     pub target: Target,
     #[command(flatten)]
@@ -186,27 +249,27 @@ pub struct ValidateCmd {
     pub force: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct UploadCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct UploadArgs {
     #[command(flatten)]
     pub target: Target,
 }
 
-#[derive(Args, Debug)]
-pub struct LoadCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct LoadArgs {
     #[command(flatten)]
     pub target: Target,
 }
 
-#[derive(Args, Debug)]
-pub struct TransformCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct TransformArgs {
     /// The logical date, YYYY-MM-DD.
     #[arg(long, value_parser = parse_ds)]
     pub ds: NaiveDate,
 }
 
-#[derive(Args, Debug)]
-pub struct SetupCmd {
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct SetupArgs {
     /// Also the account-level objects (role, warehouse, grants, stage) on
     /// Snowflake; needs an administrator's role. Without it only schemas and
     /// tables, which load and transform also create on their own.
@@ -215,7 +278,7 @@ pub struct SetupCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct SqlCmd {
+pub(crate) struct SqlArgs {
     /// The SQL, for example "SELECT COUNT(*) FROM MART.MART_CONTACTS";
     /// several statements may be separated by `;`.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -226,7 +289,7 @@ pub struct SqlCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct RunCmd {
+pub(crate) struct RunArgs {
     /// One logical date, YYYY-MM-DD.
     #[arg(long, value_parser = parse_ds, conflicts_with_all = ["from", "to"], required_unless_present = "from")]
     pub ds: Option<NaiveDate>,
@@ -245,9 +308,9 @@ pub struct RunCmd {
     pub force: bool,
 }
 
-impl RunCmd {
+impl RunArgs {
     /// The dates to run, oldest first.
-    pub fn dates(&self) -> Result<Vec<NaiveDate>, String> {
+    pub(crate) fn dates(&self) -> Result<Vec<NaiveDate>, String> {
         let (from, to) = match (self.ds, self.from, self.to) {
             (Some(ds), _, _) => (ds, ds),
             (None, Some(from), Some(to)) => (from, to),
@@ -267,14 +330,7 @@ impl RunCmd {
     }
 }
 
-/// No limits, for unit tests of readers.
-#[cfg(test)]
-pub const UNLIMITED: Limits = Limits {
-    max_file_bytes: u64::MAX,
-    max_decompressed_bytes: u64::MAX,
-    metadata_timeout_s: 60,
-    warehouse_timeout_s: 3600,
-};
+pub(crate) const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 8 << 30;
 
 /// The longest range one `run` backfills: ten years.
 const MAX_RUN_DAYS: i64 = 3660;
@@ -286,7 +342,7 @@ const LAST_DS: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("a valid
 
 /// A calendar date in exactly `YYYY-MM-DD` form (so it is safe in paths),
 /// between 1970-01-01 and 2199-12-31.
-pub fn parse_ds(s: &str) -> Result<NaiveDate, String> {
+pub(crate) fn parse_ds(s: &str) -> Result<NaiveDate, String> {
     let well_formed = s.len() == 10
         && s.bytes().enumerate().all(|(i, b)| {
             if i == 4 || i == 7 {
@@ -315,22 +371,10 @@ fn parse_positive(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a positive whole number"))
 }
 
-/// A tuning setting read from the environment: a positive whole number, or
-/// `default` when unset. `for_setting` names what it tunes, for the error.
-pub fn positive_env(name: &str, default: usize, for_setting: &str) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                crate::exit::config(format!(
-                    "{name}: {v:?} is not a positive whole number ({for_setting})"
-                ))
-            }),
-        Err(_) => Ok(default),
-    }
+/// The datasets of the catalogue, listed in `--help` and in errors.
+fn dataset_parser() -> impl TypedValueParser<Value = Dataset> {
+    PossibleValuesParser::new(Dataset::ALL.map(Dataset::name))
+        .map(|name| Dataset::from_name(&name).expect("one of the possible values"))
 }
 
 fn parse_scale_factor(s: &str) -> Result<f64, String> {
@@ -372,10 +416,10 @@ mod tests {
         }
     }
 
-    fn run_from_to(from: &str, to: &str) -> RunCmd {
+    fn run_from_to(from: &str, to: &str) -> RunArgs {
         let args = ["marketing-pipeline", "run", "--from", from, "--to", to];
         match Cli::try_parse_from(args).unwrap().command {
-            Command::Run(run) => run,
+            Command::Task(TaskCommand::Run(run)) => run,
             other => panic!("parsed as {other:?}"),
         }
     }

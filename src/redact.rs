@@ -7,33 +7,22 @@ use std::sync::OnceLock;
 
 const MASK: &str = "***";
 
-/// Variables whose values are credentials.
-const SECRET_VARIABLES: &[&str] = &[
-    "SNOWFLAKE_PASSWORD",
-    "SNOWFLAKE_PRIVATE_KEY",
-    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-];
-
 /// Values shorter than this are not masked on their own: masking "a" would
 /// garble every message. A URL password is masked whatever its length.
 const MIN_SECRET_LEN: usize = 4;
 
 static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
 
-/// Remembers the credential values of this process, once, before anything
-/// is printed: the variables above, and the passwords of `urls`.
-pub fn remember(urls: &[&str]) {
-    let mut secrets: Vec<String> = SECRET_VARIABLES
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
+/// Remembers the credential values of this process (the settings'
+/// secrets and URL passwords), once, before anything is printed.
+pub(crate) fn remember(values: Vec<String>) {
+    let mut secrets: Vec<String> = values
+        .into_iter()
         .flat_map(|value| {
             // A PEM key is printed, if at all, line by line.
             let lines: Vec<String> = value.lines().map(str::to_string).collect();
             std::iter::once(value).chain(lines)
         })
-        .chain(urls.iter().filter_map(|url| url_password(url)))
         .map(|s| s.trim().to_string())
         .filter(|s| s.len() >= MIN_SECRET_LEN)
         .collect();
@@ -44,7 +33,7 @@ pub fn remember(urls: &[&str]) {
 }
 
 /// `text` with URL passwords and remembered secrets masked.
-pub fn scrub(text: &str) -> String {
+pub(crate) fn scrub(text: &str) -> String {
     let mut out = mask_url_passwords(text);
     for secret in SECRETS.get().map(Vec::as_slice).unwrap_or_default() {
         if out.contains(secret.as_str()) {
@@ -55,7 +44,7 @@ pub fn scrub(text: &str) -> String {
 }
 
 /// The password of `scheme://user:password@host...`, if it has one.
-fn url_password(url: &str) -> Option<String> {
+pub(crate) fn url_password(url: &str) -> Option<String> {
     let (_, rest) = url.split_once("://")?;
     let authority = &rest[..authority_end(rest)];
     let (userinfo, _) = authority.rsplit_once('@')?;

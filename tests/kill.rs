@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use common::servers::{PgServer, S3Server};
 use common::state::{self, Locations, State};
-use common::{DATASETS, DS, Pipeline, Run, finish};
+use common::{DS, Pipeline, Run, finish};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
@@ -100,7 +100,7 @@ const TASKS: [&str; 5] = ["generate", "validate", "upload", "load", "transform"]
 fn dag() -> Vec<Step> {
     let mut steps = Vec::new();
     for task in &TASKS[..4] {
-        for d in DATASETS {
+        for d in common::datasets() {
             steps.push(Step {
                 task,
                 dataset: Some(d),
@@ -420,8 +420,8 @@ fn plan(seed: u64, salt: u64, index: usize) -> Trial {
     let target = match TASKS.get(rng.random_range(0..=TASKS.len())) {
         None => Target::Run,
         Some(&task) => {
-            let dataset =
-                (task != "transform").then(|| DATASETS[rng.random_range(0..DATASETS.len())]);
+            let dataset = (task != "transform")
+                .then(|| common::datasets()[rng.random_range(0..common::datasets().len())]);
             let k = steps
                 .iter()
                 .position(|s| s.task == task && s.dataset == dataset)

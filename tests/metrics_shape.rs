@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use common::{DATASETS, DS, Pipeline};
+use common::{DS, Pipeline};
 use serde_json::{Value, json};
 
 fn shape(value: &Value) -> Value {
@@ -61,11 +61,23 @@ fn observed() -> BTreeMap<String, Value> {
         seen.insert(name, shape(&run.metrics));
     };
 
-    record("upload nothing_to_do".into(), &["upload", "contacts", "--ds", DS], 99);
-    record("validate nothing_to_do".into(), &["validate", "contacts", "--ds", DS], 99);
-    record("transform nothing_to_do".into(), &["transform", "--ds", DS], 99);
+    record(
+        "upload nothing_to_do".into(),
+        &["upload", "contacts", "--ds", DS],
+        99,
+    );
+    record(
+        "validate nothing_to_do".into(),
+        &["validate", "contacts", "--ds", DS],
+        99,
+    );
+    record(
+        "transform nothing_to_do".into(),
+        &["transform", "--ds", DS],
+        99,
+    );
     for task in ["generate", "validate", "upload", "load"] {
-        for dataset in DATASETS {
+        for dataset in common::datasets() {
             let args = [task, dataset, "--ds", DS];
             record(format!("{task} {dataset}"), &args, 0);
             record(format!("{task} {dataset} again"), &args, 0);
@@ -73,12 +85,24 @@ fn observed() -> BTreeMap<String, Value> {
     }
     record("transform".into(), &["transform", "--ds", DS], 0);
     record("setup".into(), &["setup"], 0);
-    record("sql".into(), &["sql", "SELECT 1 AS one; SELECT 2 AS two"], 0);
+    record(
+        "sql".into(),
+        &["sql", "SELECT 1 AS one; SELECT 2 AS two"],
+        0,
+    );
     record("run".into(), &["run", "--ds", "2025-05-26"], 0);
 
     std::fs::write(p.raw_path("contacts", "csv"), "not,the,columns\n1,2,3\n").unwrap();
-    record("validate rejected".into(), &["validate", "contacts", "--ds", DS], 65);
-    record("upload kept_previous_valid".into(), &["upload", "contacts", "--ds", DS], 0);
+    record(
+        "validate rejected".into(),
+        &["validate", "contacts", "--ds", DS],
+        65,
+    );
+    record(
+        "upload kept_previous_valid".into(),
+        &["upload", "contacts", "--ds", DS],
+        0,
+    );
     seen
 }
 
@@ -105,5 +129,9 @@ fn every_task_prints_the_pinned_metrics_shape() {
             )
         })
         .collect();
-    assert!(differ.is_empty(), "metrics shapes changed:\n{}", differ.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "metrics shapes changed:\n{}",
+        differ.join("\n")
+    );
 }

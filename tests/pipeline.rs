@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{DATASETS, DS, Pipeline, parquet_rows, snapshot};
+use common::{DS, Pipeline, parquet_rows, snapshot};
 use serde_json::Value;
 
 fn counts(v: &Value) -> BTreeMap<String, u64> {
@@ -20,7 +20,7 @@ fn counts(v: &Value) -> BTreeMap<String, u64> {
 #[test]
 fn generation_is_deterministic_byte_for_byte() {
     let (a, b, c) = (Pipeline::new(), Pipeline::new(), Pipeline::new());
-    for d in DATASETS {
+    for d in common::datasets() {
         a.ok(&["generate", d, "--ds", DS, "--seed", "11"], 0);
         b.ok(&["generate", d, "--ds", DS, "--seed", "11"], 0);
         c.ok(&["generate", d, "--ds", DS, "--seed", "12"], 0);
@@ -64,13 +64,13 @@ fn injected_defects_equal_detected_failures_and_every_row_is_accounted_for() {
     let p = Pipeline::new();
     let mut injected_total = 0;
     let mut generated = BTreeMap::new();
-    for d in DATASETS {
+    for d in common::datasets() {
         let m = p.ok(&["generate", d, "--ds", DS, "--defect-rate", "0.05"], 0);
         injected_total += counts(&m["injected"]).values().sum::<u64>();
         generated.insert(d, m);
     }
     assert!(injected_total > 0);
-    for d in DATASETS {
+    for d in common::datasets() {
         let m = p.ok(
             &["validate", d, "--ds", DS, "--max-invalid-ratio", "0.2"],
             0,
@@ -139,7 +139,7 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
         first["has_failure_delta"].as_bool().unwrap(),
         "defects are new on a fresh install"
     );
-    for d in DATASETS {
+    for d in common::datasets() {
         for zone in ["valid-data", "quarantine-data"] {
             let landing = p.slice_path(&p.landing(), zone, d);
             let lake = p.slice_path(&p.lake(), zone, d);
@@ -237,7 +237,7 @@ fn a_backfill_runs_every_day_in_the_range() {
 fn six_validates_in_parallel_share_one_sqlite_file() {
     let p = Pipeline::new();
     p.generate_all();
-    let children: Vec<_> = DATASETS
+    let children: Vec<_> = common::datasets()
         .iter()
         .map(|d| p.command(&["validate", d, "--ds", DS]).spawn().unwrap())
         .collect();

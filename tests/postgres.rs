@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 
 use common::servers::{PG_PASSWORD as PASSWORD, PgServer};
-use common::{DATASETS, DS, Pipeline, finish};
+use common::{DS, Pipeline, finish};
 
 #[test]
 fn a_rerun_on_postgres_metadata_reuses_everything_and_alerts_nothing() {
@@ -67,10 +67,10 @@ fn a_rerun_on_postgres_metadata_reuses_everything_and_alerts_nothing() {
 fn six_validates_in_parallel_share_one_postgres_database() {
     let pg = PgServer::start();
     let p = Pipeline::new();
-    for d in DATASETS {
+    for d in common::datasets() {
         pg.ok(&p, &["generate", d, "--ds", DS], 0);
     }
-    let children: Vec<_> = DATASETS
+    let children: Vec<_> = common::datasets()
         .iter()
         .map(|d| {
             pg.pipeline_command(&p, &["validate", d, "--ds", DS])

@@ -223,7 +223,7 @@ fn object_metadata_never_reaches_sql() {
 
     let server = S3Server::start();
     let p = Pipeline::new();
-    for d in ["campaigns", "forms", "pages"] {
+    for d in common::dimensions() {
         for task in ["generate", "validate", "upload"] {
             let run = server.run(&p, &[task, d, "--ds", DS]);
             assert_eq!(run.code, 0, "{task} {d}: {}", run.stdout);

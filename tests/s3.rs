@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::{S3_SECRET_KEY as SECRET_KEY, S3Server};
-use common::{DATASETS, DS, Pipeline, finish, snapshot};
+use common::{DS, Pipeline, finish, snapshot};
 
 /// Object files under a bucket directory (s3s-fs keeps its bookkeeping in
 /// dot-files at the root), keyed by path relative to `root`.
@@ -44,7 +44,7 @@ fn run_on_s3_publishes_the_same_lake_as_on_files_and_a_rerun_puts_nothing() {
     assert_eq!(lake, contents(&on_files.lake()), "same keys, same bytes");
     assert_eq!(
         lake.len(),
-        DATASETS.len() + 3,
+        common::datasets().len() + 3,
         "6 valid slices, 3 quarantines"
     );
     let landing = server.bucket("landing").join("marketing");
@@ -62,7 +62,7 @@ fn run_on_s3_publishes_the_same_lake_as_on_files_and_a_rerun_puts_nothing() {
 
     // Idempotency survives a fresh pod: a new metadata database, same lake.
     let fresh = Pipeline::new();
-    for d in DATASETS {
+    for d in common::datasets() {
         let run = server.run(&fresh, &["upload", d, "--ds", DS]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(run.metrics["status"], "already_uploaded", "{d}");

@@ -7,7 +7,7 @@
 mod common;
 
 use common::servers::{SNOWFLAKE_PASSWORD as PASSWORD, SnowflakeEmulator};
-use common::{DATASETS, DS, Pipeline, finish, parquet_rows};
+use common::{DS, Pipeline, finish, parquet_rows};
 
 #[test]
 fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
@@ -28,7 +28,7 @@ fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
         .unwrap();
     assert_eq!(transform["status"], "transformed", "{run}");
 
-    for dataset in DATASETS {
+    for dataset in common::datasets() {
         let valid = parquet_rows(&p.slice_path(&p.lake(), "valid-data", dataset)) as u64;
         let upper = dataset.to_uppercase();
         let raw = emulator.count(&p, &format!("SELECT COUNT(*) FROM RAW.{upper}"));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{DATASETS, DS, Pipeline, parquet_rows};
+use common::{DS, Pipeline, parquet_rows};
 use serde_json::Value;
 
 const MARTS: [(&str, &str); 6] = [
@@ -70,7 +70,7 @@ fn load_and_transform_again_change_nothing() {
     let p = Pipeline::new();
     p.ok(&["run", "--ds", DS], 0);
     let before = p.sql("SELECT DATASET, CAST(LOADED_AT AS VARCHAR) FROM RAW.LOAD_LOG ORDER BY 1");
-    for dataset in DATASETS {
+    for dataset in common::datasets() {
         let load = p.ok(&["load", dataset, "--ds", DS], 0);
         assert_eq!(load["status"], "already_loaded", "{load}");
         assert_eq!(number(&load, "rows_out"), valid_rows(&p, dataset, DS));
@@ -252,7 +252,7 @@ fn six_loads_in_parallel_wait_for_the_duckdb_lock() {
     let p = Pipeline::new();
     p.ok(&["run", "--ds", DS], 0);
     p.sql("DELETE FROM RAW.LOAD_LOG");
-    let children: Vec<_> = DATASETS
+    let children: Vec<_> = common::datasets()
         .iter()
         .map(|d| {
             p.command(&["load", d, "--ds", DS])
@@ -262,7 +262,7 @@ fn six_loads_in_parallel_wait_for_the_duckdb_lock() {
                 .unwrap()
         })
         .collect();
-    for (dataset, child) in DATASETS.iter().zip(children) {
+    for (dataset, child) in common::datasets().iter().zip(children) {
         let run = common::finish(child.wait_with_output().unwrap());
         assert_eq!(run.code, 0, "{dataset}: {}", run.stderr);
         assert_eq!(run.metrics["status"], "loaded", "{dataset}");

@@ -2,10 +2,12 @@
 # marketing_pipeline
 
 Daily ELT of the marketing data: every task runs one subcommand of the
-`marketing-pipeline` binary for the run's `ds` (see the repository README).
+`marketing-pipeline` binary for the run's `ds` (see the repository README). The
+tasks, datasets and exit codes come from the binary's interface
+(`marketing_pipeline_tasks/interface.json`, the output of `marketing-pipeline describe`).
 
 ```
-generate:  campaigns, forms, pages -> contacts -> form_fills, website_activity
+generate:  dimensions (parallel) -> each fact after the facts it references
 validate:  one task per dataset, after its generate task
 check_validation (branch on the validate metrics)
   every dataset validated or quarantined -> validation_passed -> upload -> load -> transform -> end
@@ -13,9 +15,10 @@ check_validation (branch on the validate metrics)
 dq_alert:  alerts once per new failure pattern (has_failure_delta) in any validate metrics
 ```
 
-**Exit codes**: 0 success (the metrics JSON is the XCom); 99 skipped; 2, 65, 78 fail
-without retry; 1, 75 fail and are retried with exponential backoff. Every failure
-calls `on_task_failure` (email, Slack, alert file).
+**Exit codes**: the interface says, for each, whether the task succeeds (the metrics
+JSON is the XCom), is skipped, fails without retry, or fails and is retried with
+exponential backoff (table below). Every failure calls `on_task_failure` (email,
+Slack, alert file).
 
 **Runner** (`PIPELINE_RUNNER`): `local` runs the binary (`PIPELINE_BINARY`) on the
 worker with credentials from the `aws_default` / `snowflake_default` Connections;
@@ -31,7 +34,8 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 
 from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import DAG, EXPONENTIAL_BACKOFF, Param, TaskGroup
-from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, Settings
+from marketing_pipeline_tasks.interface import describe_md, interface
+from marketing_pipeline_tasks.settings import DATASETS, GENERATE_UPSTREAM, Settings
 from marketing_pipeline_tasks.tasks import pipeline_task
 from marketing_pipeline_tasks.validation import (
     PASSED_GATE,
@@ -46,7 +50,7 @@ settings = Settings.from_env()
 with DAG(
     dag_id="marketing_pipeline",
     description="Generate, validate, publish, load and transform the marketing data",
-    doc_md=__doc__,
+    doc_md=__doc__ + "\n" + describe_md(interface()),
     schedule="@daily",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
@@ -71,9 +75,8 @@ with DAG(
 ) as dag:
     with TaskGroup("generate"):
         generate = {dataset: pipeline_task(settings, "generate", dataset) for dataset in DATASETS}
-    for dimension in DIMENSIONS:
-        generate[dimension] >> generate["contacts"]
-    generate["contacts"] >> [generate["form_fills"], generate["website_activity"]]
+    for dataset, upstream in GENERATE_UPSTREAM.items():
+        generate[dataset].set_upstream([generate[before] for before in upstream])
 
     with TaskGroup(VALIDATE_GROUP) as validate_group:
         validate = {dataset: pipeline_task(settings, "validate", dataset) for dataset in DATASETS}

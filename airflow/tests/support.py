@@ -2,7 +2,23 @@
 
 from pathlib import Path
 
+from marketing_pipeline_tasks.interface import interface
+from marketing_pipeline_tasks.settings import DATASETS
+
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
+
+INTERFACE = interface()
+# The binary's tasks that the DAG does not run, and why. Any other task of the binary's
+# interface is a DAG task: one per dataset (in the command's TaskGroup) or one in all.
+NOT_IN_DAG = {
+    "setup": "creates the warehouse objects once, by hand (docs/deploy.md)",
+    "sql": "ad hoc queries",
+    "run": "every task in one process: the DAG's alternative",
+}
+PER_DATASET_COMMANDS = tuple(task.name for task in INTERFACE.tasks if task.per_dataset)
+PIPELINE_TASK_IDS = [
+    f"{command}.{dataset}" for command in PER_DATASET_COMMANDS for dataset in DATASETS
+] + [task.name for task in INTERFACE.tasks if not task.per_dataset and task.name not in NOT_IN_DAG]
 
 
 def parse_dags(monkeypatch, **env):
@@ -27,7 +43,7 @@ def load_dag(monkeypatch, **env):
 class FakeTaskInstance:
     """The part of a TaskInstance the operators and callables use: XComs and identity."""
 
-    def __init__(self, task_id="validate.contacts", xcoms=None, try_number=1):
+    def __init__(self, task_id=f"validate.{DATASETS[0]}", xcoms=None, try_number=1):
         self.dag_id = "marketing_pipeline"
         self.task_id = task_id
         self.run_id = "manual__2025-05-25"

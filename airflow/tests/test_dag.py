@@ -1,5 +1,9 @@
 """The DAG as Airflow parses it: import, shape, retries, callbacks, params, in both runner modes."""
 
+import json
+import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -7,15 +11,13 @@ import pytest
 
 from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import EXPONENTIAL_BACKOFF
+from marketing_pipeline_tasks.interface import FACT, InterfaceError
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
-from marketing_pipeline_tasks.settings import DATASETS
-from support import load_dag, parse_dags
+from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS, Settings
+from marketing_pipeline_tasks.tasks import pipeline_task
+from support import DAGS_FOLDER, INTERFACE, NOT_IN_DAG, PIPELINE_TASK_IDS, load_dag, parse_dags
 
-PIPELINE_TASK_IDS = {
-    f"{command}.{dataset}"
-    for command in ("generate", "validate", "upload", "load")
-    for dataset in DATASETS
-} | {"transform"}
+PIPELINE_TASK_IDS = set(PIPELINE_TASK_IDS)
 CONTROL_TASK_IDS = {
     "check_validation",
     "validation_passed",
@@ -46,11 +48,37 @@ def test_an_unknown_runner_is_an_import_error_naming_the_setting(monkeypatch):
     assert "PIPELINE_RUNNER" in "".join(dagbag.import_errors.values())
 
 
+def test_a_malformed_interface_is_an_import_error_naming_the_file(tmp_path):
+    # In a fresh process: this one has read the committed interface already.
+    dags = tmp_path / "dags"
+    shutil.copytree(DAGS_FOLDER, dags, ignore=shutil.ignore_patterns("__pycache__"))
+    interface_file = dags / "marketing_pipeline_tasks" / "interface.json"
+    data = json.loads(interface_file.read_text())
+    data["exit_codes"][-1]["airflow"] = "ignore"
+    interface_file.write_text(json.dumps(data))
+    script = (
+        "import json, sys\n"
+        "sys.path.insert(0, sys.argv[1])  # as Airflow does with its DAGs folder\n"
+        "try:\n"
+        "    from airflow.dag_processing.dagbag import DagBag\n"
+        "except ImportError:\n"
+        "    from airflow.models.dagbag import DagBag\n"
+        "print(json.dumps(DagBag(dag_folder=sys.argv[1]).import_errors))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(dags)], capture_output=True, text=True, check=True
+    )
+    errors = json.loads(result.stdout.splitlines()[-1])
+    [error] = errors.values()
+    where = f"exit_codes[{len(data['exit_codes']) - 1}].airflow"
+    assert f"{interface_file}: {where}: must be one of" in error
+
+
 def test_local_runner_tasks_run_the_binary_with_the_ds_and_params(local_dag):
     for task_id in PIPELINE_TASK_IDS:
         task = local_dag.get_task(task_id)
         assert isinstance(task, PipelineBinaryOperator)
-        assert task.binary == "marketing-pipeline"
+        assert task.binary == INTERFACE.binary  # on PATH
         assert task.arguments == [*task_id.split("."), "--ds", "{{ ds }}"]
         assert task.env == {
             "SCALE_FACTOR": "{{ params.scale_factor }}",
@@ -63,17 +91,50 @@ def test_binary_path_comes_from_the_environment(monkeypatch):
     assert dag.get_task("transform").binary == "/opt/bin/marketing-pipeline"
 
 
-def test_generate_runs_dimensions_then_contacts_then_facts(local_dag):
-    for dimension in ("campaigns", "forms", "pages"):
+def test_the_tasks_left_out_of_the_dag_are_tasks_of_the_binary():
+    # Every other task of the interface must be in the DAG (the test above): a task the
+    # binary gains is either added to the DAG or left out here, on purpose.
+    for name in NOT_IN_DAG:
+        assert not INTERFACE.task(name).per_dataset, name
+
+
+def test_datasets_are_the_interfaces_dimensions_then_facts():
+    assert set(DATASETS) == {dataset.name for dataset in INTERFACE.datasets}
+    assert DIMENSIONS and FACTS
+    assert DATASETS == DIMENSIONS + FACTS
+
+
+def test_generate_runs_dimensions_then_each_fact_after_the_facts_it_references(local_dag):
+    for dimension in DIMENSIONS:
         assert local_dag.get_task(f"generate.{dimension}").upstream_task_ids == set()
-        assert "generate.contacts" in downstream(local_dag, f"generate.{dimension}")
-    assert local_dag.get_task("generate.contacts").upstream_task_ids == {
-        "generate.campaigns",
-        "generate.forms",
-        "generate.pages",
-    }
-    for fact in ("form_fills", "website_activity"):
-        assert local_dag.get_task(f"generate.{fact}").upstream_task_ids == {"generate.contacts"}
+    for fact in FACTS:
+        referenced_facts = {
+            f"generate.{name}"
+            for name in INTERFACE.dataset(fact).references
+            if INTERFACE.dataset(name).kind == FACT
+        }
+        # A fact that references no fact waits for every dimension.
+        expected = referenced_facts or {f"generate.{dimension}" for dimension in DIMENSIONS}
+        assert local_dag.get_task(f"generate.{fact}").upstream_task_ids == expected, fact
+
+
+def test_every_dataset_is_generated_after_the_datasets_it_references(local_dag):
+    for dataset in INTERFACE.datasets:
+        before = local_dag.get_task(f"generate.{dataset.name}").get_flat_relative_ids(upstream=True)
+        assert {f"generate.{name}" for name in dataset.references} <= before, dataset.name
+
+
+def test_pipeline_tasks_are_checked_against_the_interface():
+    settings = Settings.from_env()
+    with pytest.raises(InterfaceError, match="no task 'deploy'"):
+        pipeline_task(settings, "deploy")
+    with pytest.raises(InterfaceError, match="no dataset 'orders'"):
+        pipeline_task(settings, "validate", "orders")
+    per_dataset = next(task.name for task in INTERFACE.tasks if task.per_dataset)
+    with pytest.raises(InterfaceError, match=f"'{per_dataset}' takes one task per dataset"):
+        pipeline_task(settings, per_dataset)
+    with pytest.raises(InterfaceError, match="'transform' takes no dataset"):
+        pipeline_task(settings, "transform", DATASETS[0])
 
 
 def test_each_dataset_flows_generate_validate_then_upload_load(local_dag):
@@ -142,3 +203,11 @@ def test_schedule_params_and_docs(local_dag):
     assert local_dag.params["scale_factor"] == 1
     assert local_dag.params["defect_rate"] == 0.01
     assert "validation_rejected" in local_dag.doc_md
+
+
+def test_docs_list_the_interfaces_exit_codes_and_datasets(local_dag):
+    for exit_code in INTERFACE.exit_codes:
+        assert f"| {exit_code.code} | " in local_dag.doc_md
+        assert exit_code.meaning in local_dag.doc_md
+    for dataset in INTERFACE.datasets:
+        assert f"| {dataset.name} | {dataset.kind} | {dataset.format} |" in local_dag.doc_md

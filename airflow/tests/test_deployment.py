@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from marketing_pipeline_tasks.interface import packaged_file
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -65,6 +67,19 @@ def test_airflow_services_get_the_dag_the_binary_and_its_settings(service):
     for name in ("PIPELINE_WAREHOUSE_URL", "PIPELINE_ALERT_LOG"):
         assert "/opt/airflow/data/" in env[name], name
     assert data_volume.split(":")[0] in COMPOSE["volumes"]
+
+
+def test_the_binarys_interface_ships_inside_the_dags_folder():
+    # The DAG reads interface.json when it is parsed: it travels with the dags folder that
+    # Compose mounts (and that MWAA and Composer are given as is), inside the helper package.
+    dags = REPO / "airflow" / "dags"
+    interface_file = Path(str(packaged_file()))
+    assert interface_file.is_file()
+    assert interface_file.is_relative_to(dags)
+    for service in AIRFLOW_SERVICES:
+        assert "./airflow/dags:/opt/airflow/dags:ro" in SERVICES[service]["volumes"]
+    ignored = (dags / ".airflowignore").read_text().split()
+    assert interface_file.parent.name in ignored  # a package of the DAG's, not DAG files
 
 
 def test_pipeline_metadata_has_its_own_postgres_database():

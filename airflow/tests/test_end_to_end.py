@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from support import DAGS_FOLDER
+from marketing_pipeline_tasks.exit_codes import BUG, DATA_REJECTED
+from marketing_pipeline_tasks.settings import DIMENSIONS, FACTS
+from support import DAGS_FOLDER, INTERFACE, PIPELINE_TASK_IDS
 
 BINARY = os.environ.get("PIPELINE_BINARY", "")
 pytestmark = pytest.mark.skipif(
@@ -28,13 +30,9 @@ pytestmark = pytest.mark.skipif(
 
 DS = "2025-05-25"
 SCALE_FACTOR = 0.01  # 100 contacts, 200 form fills, 500 website sessions
-DATASETS = ("campaigns", "forms", "pages", "contacts", "form_fills", "website_activity")
-PIPELINE_TASKS = [
-    f"{command}.{dataset}"
-    for command in ("generate", "validate", "upload", "load")
-    for dataset in DATASETS
-] + ["transform"]
-PUBLISH_TASKS = [f"{c}.{d}" for c in ("upload", "load") for d in DATASETS] + ["transform"]
+PIPELINE_TASKS = PIPELINE_TASK_IDS
+# Everything after the branch on the validate metrics.
+PUBLISH_TASKS = [t for t in PIPELINE_TASKS if t.split(".")[0] not in ("generate", "validate")]
 # The `airflow` command of the Python running the tests.
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -243,14 +241,15 @@ def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
     assert_run(pipeline, result, expected_states({"dq_alert": "success"}), "success")
     [alert] = pipeline.alerts("dq_alert")
     alerted = {finding["dataset"] for finding in alert["datasets"]}
-    assert alerted == {"contacts", "form_fills", "website_activity"}
+    assert alerted == set(FACTS)  # the binary injects defects into facts only
     for finding in alert["datasets"]:
         assert finding["failures"] and all(f["failed_rows"] > 0 for f in finding["failures"])
         assert f"/tasks/validate.{finding['dataset']}" in finding["log_url"]
     assert alert["run_id"].startswith("manual__")
     # Only the rows that passed validation reach the mart.
     contacts = pipeline.xcom("validate.contacts")
-    assert contacts["status"] == "quarantined" and contacts["invalid_rows"] > 0
+    assert contacts["status"] == INTERFACE.status("validate", "quarantined")
+    assert contacts["invalid_rows"] > 0
     assert pipeline.count("MART.MART_CONTACTS") == contacts["rows_out"]
 
     result = pipeline.run_dag(defect_rate=0.01)
@@ -262,51 +261,49 @@ def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
 def test_a_corrupted_raw_file_is_rejected_and_nothing_is_loaded(pipeline):
     # The file lands corrupted but whole-sized, as a torn write leaves it: generate finds
     # its file complete (it checks the size) and leaves it; validate rejects it.
+    dataset = INTERFACE.dataset(FACTS[-1])
     settings = {"SCALE_FACTOR": str(SCALE_FACTOR), "PIPELINE_DEFECT_RATE": "0"}
-    generated = pipeline.binary("generate", "website_activity", "--ds", DS, **settings)
+    generated = pipeline.binary("generate", dataset.name, "--ds", DS, **settings)
     raw_file = Path(generated["outputs"]["raw"].removeprefix("file://"))
     size = raw_file.stat().st_size
-    raw_file.write_bytes(b'{"session_id": "truncated'.ljust(size - 1) + b"\n")
+    raw_file.write_bytes(f'{{"{dataset.key}": "truncated'.encode().ljust(size - 1) + b"\n")
 
     result = pipeline.run_dag(defect_rate=0)
-    expected = expected_states(
-        NOT_PUBLISHED | {"validate.website_activity": "failed", "dq_alert": "success"}
-    )
+    validate = f"validate.{dataset.name}"
+    expected = expected_states(NOT_PUBLISHED | {validate: "failed", "dq_alert": "success"})
     assert_run(pipeline, result, expected, "failed")
-    assert pipeline.try_number("validate.website_activity") == 1  # 65: no retry
-    assert pipeline.xcom("validate.website_activity")["status"] == "rejected"
+    assert pipeline.try_number(validate) == 1  # data rejected: no retry
+    assert pipeline.xcom(validate)["status"] == INTERFACE.status("validate", "rejected")
     [failure] = pipeline.alerts("task_failure")
-    assert (failure["task_id"], failure["exit_code"]) == ("validate.website_activity", 65)
+    assert (failure["task_id"], failure["exit_code"]) == (validate, DATA_REJECTED)
     [alert] = pipeline.alerts("dq_alert")
-    assert [finding["dataset"] for finding in alert["datasets"]] == ["website_activity"]
+    assert [finding["dataset"] for finding in alert["datasets"]] == [dataset.name]
 
 
 def test_a_crash_is_retried_then_calls_the_failure_callback(pipeline, tmp_path):
+    crashed = DIMENSIONS[0]
     crashing_binary = tmp_path / "crashing-marketing-pipeline"
     crashing_binary.write_text(
         "#!/bin/sh\n"
-        'if [ "$1 $2" = "generate campaigns" ]; then echo "simulated crash" >&2; exit 1; fi\n'
+        f'if [ "$1 $2" = "generate {crashed}" ]; then echo "simulated crash" >&2; exit {BUG}; fi\n'
         f'exec "{BINARY}" "$@"\n'
     )
     crashing_binary.chmod(0o755)
     pipeline.env["PIPELINE_BINARY"] = str(crashing_binary)
 
     result = pipeline.run_dag(defect_rate=0)
-    not_run = [
-        "generate.contacts",
-        "generate.form_fills",
-        "generate.website_activity",
-        "validate.campaigns",
-        "validate.contacts",
-        "validate.form_fills",
-        "validate.website_activity",
+    # Every fact is generated after every dimension (directly or through another fact).
+    not_run = [f"generate.{fact}" for fact in FACTS] + [
+        f"validate.{dataset}" for dataset in (crashed, *FACTS)
     ]
     expected = expected_states(
-        NOT_PUBLISHED | dict.fromkeys(not_run, "upstream_failed") | {"generate.campaigns": "failed"}
+        NOT_PUBLISHED
+        | dict.fromkeys(not_run, "upstream_failed")
+        | {f"generate.{crashed}": "failed"}
     )
     assert_run(pipeline, result, expected, "failed")
-    assert pipeline.try_number("generate.campaigns") == 2  # PIPELINE_DAG_RETRIES=1
+    assert pipeline.try_number(f"generate.{crashed}") == 2  # PIPELINE_DAG_RETRIES=1
     [failure] = pipeline.alerts("task_failure")
-    assert failure["task_id"] == "generate.campaigns"
-    assert failure["exit_code"] == 1
+    assert failure["task_id"] == f"generate.{crashed}"
+    assert failure["exit_code"] == BUG
     assert failure["try_number"] == 2

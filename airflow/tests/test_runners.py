@@ -14,25 +14,36 @@ from marketing_pipeline_tasks.compat import (
     AirflowSkipException,
 )
 from marketing_pipeline_tasks.connections import credentials_env
-from marketing_pipeline_tasks.exit_codes import raise_for_exit_code
+from marketing_pipeline_tasks.exit_codes import BUG, CONFIG, OK, raise_for_exit_code
+from marketing_pipeline_tasks.interface import AIRFLOW_OUTCOMES, FAIL, RETRY, SKIP, SUCCESS
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator, parse_metrics
 from marketing_pipeline_tasks.pod_runner import XCOM_FILE, PipelinePodOperator
-from support import FakeTaskInstance
+from marketing_pipeline_tasks.settings import DATASETS
+from support import INTERFACE, PIPELINE_TASK_IDS, FakeTaskInstance
 
+# What the interface's `airflow` field means: the exception the task raises.
+EXCEPTIONS = {SKIP: AirflowSkipException, FAIL: AirflowFailException, RETRY: AirflowException}
+KILLED = 137  # by SIGKILL (OOM): a code the interface does not list
 # exit code -> the exception the task raises: skip, fail without retry, or fail and retry.
 EXIT_CODE_OUTCOMES = {
-    99: AirflowSkipException,
-    2: AirflowFailException,
-    65: AirflowFailException,
-    78: AirflowFailException,
-    1: AirflowException,
-    75: AirflowException,
-    137: AirflowException,  # killed (OOM): an unknown code is retried
-}
+    exit_code.code: EXCEPTIONS[exit_code.airflow]
+    for exit_code in INTERFACE.exit_codes
+    if exit_code.airflow != SUCCESS
+} | {KILLED: AirflowException}  # an unknown code is retried
+QUARANTINED = INTERFACE.status("validate", "quarantined")
+REJECTED = INTERFACE.status("validate", "rejected")
+
+
+def test_the_interface_has_every_outcome_and_no_code_for_a_kill():
+    assert {exit_code.airflow for exit_code in INTERFACE.exit_codes} == set(AIRFLOW_OUTCOMES)
+    assert KILLED not in {exit_code.code for exit_code in INTERFACE.exit_codes}
 
 
 def test_exit_code_zero_raises_nothing():
-    raise_for_exit_code(0)
+    assert OK == 0
+    for exit_code in INTERFACE.exit_codes:
+        if exit_code.airflow == SUCCESS:
+            raise_for_exit_code(exit_code.code)
 
 
 @pytest.mark.parametrize("exit_code, exception", EXIT_CODE_OUTCOMES.items())
@@ -43,6 +54,8 @@ def test_exit_code_mapping(exit_code, exception):
     assert raised.value.exit_code == exit_code
     assert f"exit code {exit_code}" in str(raised.value)
     assert "the binary's error" in str(raised.value)
+    meanings = {c.code: c.meaning for c in INTERFACE.exit_codes}
+    assert meanings.get(exit_code, "unexpected exit code") in str(raised.value)
 
 
 def test_parse_metrics_takes_the_last_non_empty_stdout_line():
@@ -83,21 +96,21 @@ def run_local_task(monkeypatch, tmp_path, binary, exit_code, stdout, ti=None):
     monkeypatch.setenv("FAKE_STDOUT", stdout)
     monkeypatch.setenv("FAKE_RECORD", str(tmp_path / "record.txt"))
     task = PipelineBinaryOperator(
-        task_id="contacts",
+        task_id=DATASETS[0],
         binary=str(binary),
-        arguments=["validate", "contacts", "--ds", "2025-05-25"],
+        arguments=["validate", DATASETS[0], "--ds", "2025-05-25"],
         env={"SCALE_FACTOR": "0.5"},
     )
     try:
         return task.execute({"ti": ti or FakeTaskInstance()})
     finally:
         record = (tmp_path / "record.txt").read_text().splitlines()
-        assert record[0] == "validate contacts --ds 2025-05-25"
+        assert record[0] == f"validate {DATASETS[0]} --ds 2025-05-25"
         assert "SCALE_FACTOR=0.5" in record
 
 
 def test_local_runner_returns_the_last_stdout_line_as_the_xcom(monkeypatch, tmp_path, fake_binary):
-    metrics = {"task": "validate", "status": "quarantined", "has_failure_delta": True}
+    metrics = {"task": "validate", "status": QUARANTINED, "has_failure_delta": True}
     stdout = "an earlier line\n" + json.dumps(metrics) + "\n"
     ti = FakeTaskInstance()
     assert run_local_task(monkeypatch, tmp_path, fake_binary, 0, stdout, ti) == metrics
@@ -117,7 +130,7 @@ def test_local_runner_streams_stderr_to_the_task_log(
 def test_local_runner_maps_exit_codes_and_still_pushes_the_metrics(
     monkeypatch, tmp_path, fake_binary, exit_code, exception
 ):
-    metrics = {"status": "rejected", "exit_code": exit_code, "error": "wrong columns"}
+    metrics = {"status": REJECTED, "exit_code": exit_code, "error": "wrong columns"}
     ti = FakeTaskInstance()
     with pytest.raises(exception) as raised:
         run_local_task(monkeypatch, tmp_path, fake_binary, exit_code, json.dumps(metrics), ti)
@@ -131,15 +144,16 @@ def test_local_runner_maps_exit_codes_and_still_pushes_the_metrics(
 def test_local_runner_treats_success_without_metrics_as_a_bug(monkeypatch, tmp_path, fake_binary):
     with pytest.raises(AirflowException) as raised:
         run_local_task(monkeypatch, tmp_path, fake_binary, 0, "")
-    assert raised.value.exit_code == 1
+    assert raised.value.exit_code == BUG
 
 
 def test_local_runner_fails_without_retry_when_the_binary_is_missing(tmp_path):
     task = PipelineBinaryOperator(
         task_id="t", binary=str(tmp_path / "missing"), arguments=["transform"], env={}
     )
-    with pytest.raises(AirflowFailException, match="PIPELINE_BINARY"):
+    with pytest.raises(AirflowFailException, match="PIPELINE_BINARY") as raised:
         task.execute({"ti": FakeTaskInstance()})
+    assert raised.value.exit_code == CONFIG
 
 
 def test_local_runner_passes_credentials_from_connections_and_drops_the_xcom_file(
@@ -242,11 +256,11 @@ def render_and_build_pod(dag, task_id):
 
 def test_every_pipeline_task_is_a_pod_in_production(kubernetes_dag):
     pod_tasks = [t for t in kubernetes_dag.tasks if isinstance(t, KubernetesPodOperator)]
-    assert len(pod_tasks) == 4 * 6 + 1
+    assert sorted(task.task_id for task in pod_tasks) == sorted(PIPELINE_TASK_IDS)
     for task in pod_tasks:
         assert isinstance(task, PipelinePodOperator)
         assert task.image == "registry/mp:1.2.3"
-        assert task.cmds == ["marketing-pipeline"]
+        assert task.cmds == [INTERFACE.binary]
         assert task.arguments == [*task.task_id.split("."), "--ds", "{{ ds }}"]
         assert task.do_xcom_push is True
         assert task.namespace == "marketing-pipeline"
@@ -254,22 +268,25 @@ def test_every_pipeline_task_is_a_pod_in_production(kubernetes_dag):
 
 
 def test_pod_spec_of_a_task(kubernetes_dag, stub_hook):
-    pod = render_and_build_pod(kubernetes_dag, "validate.form_fills")
+    # A dataset with an underscore: pod names may not have one.
+    dataset = next(name for name in DATASETS if "_" in name)
+    task_id = f"validate.{dataset}"
+    pod = render_and_build_pod(kubernetes_dag, task_id)
     container = pod.spec.containers[0]
-    assert pod.metadata.name.startswith("marketing-pipeline-validate-form-fills")
+    assert pod.metadata.name.startswith(f"marketing-pipeline-validate-{dataset.replace('_', '-')}")
     assert pod.metadata.namespace == "marketing-pipeline"
     assert pod.spec.service_account_name == "marketing-pipeline"
     assert pod.spec.restart_policy == "Never"
     assert container.image == "registry/mp:1.2.3"
-    assert container.command == ["marketing-pipeline"]
-    assert container.args == ["validate", "form_fills", "--ds", "2025-05-25"]
+    assert container.command == [INTERFACE.binary]
+    assert container.args == ["validate", dataset, "--ds", "2025-05-25"]
     env = {var.name: var.value for var in container.env}
     assert env == {
         "SCALE_FACTOR": "2",
         "PIPELINE_DEFECT_RATE": "0",
         "PIPELINE_XCOM_FILE": XCOM_FILE,
         "AIRFLOW_CTX_DAG_ID": "marketing_pipeline",
-        "AIRFLOW_CTX_TASK_ID": "validate.form_fills",
+        "AIRFLOW_CTX_TASK_ID": task_id,
         "AIRFLOW_CTX_DAG_RUN_ID": "manual__2025-05-25",
     }
     assert [
@@ -323,7 +340,7 @@ def finished_pod(exit_code):
         state=k8s.V1ContainerState(terminated=terminated),
     )
     return k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name="marketing-pipeline-validate-contacts-x", namespace="data"),
+        metadata=k8s.V1ObjectMeta(name="marketing-pipeline-validate-x", namespace="data"),
         status=k8s.V1PodStatus(
             phase="Succeeded" if exit_code == 0 else "Failed", container_statuses=[status]
         ),
@@ -332,7 +349,7 @@ def finished_pod(exit_code):
 
 def clean_up_finished_pod(monkeypatch, dag, exit_code, metrics, ti):
     """Run KubernetesPodOperator's completion handling on a pod whose binary exited so."""
-    task = dag.get_task("validate.contacts")
+    task = dag.get_task(f"validate.{DATASETS[0]}")
     for cluster_call in ("is_istio_enabled", "patch_already_checked", "process_pod_deletion"):
         monkeypatch.setattr(task, cluster_call, lambda *args, **kwargs: False)
     pod = finished_pod(exit_code)
@@ -341,13 +358,15 @@ def clean_up_finished_pod(monkeypatch, dag, exit_code, metrics, ti):
 
 def test_pod_runner_succeeds_on_exit_code_zero(monkeypatch, kubernetes_dag):
     ti = FakeTaskInstance()
-    clean_up_finished_pod(monkeypatch, kubernetes_dag, 0, {"status": "validated"}, ti)
+    clean_up_finished_pod(
+        monkeypatch, kubernetes_dag, 0, {"status": INTERFACE.status("validate", "validated")}, ti
+    )
     assert ti.pushed == {}  # KubernetesPodOperator returns the XCom; Airflow pushes it
 
 
 @pytest.mark.parametrize("exit_code, exception", EXIT_CODE_OUTCOMES.items())
 def test_pod_runner_maps_the_container_exit_code(monkeypatch, kubernetes_dag, exit_code, exception):
-    metrics = {"status": "rejected", "error": "wrong columns"}
+    metrics = {"status": REJECTED, "error": "wrong columns"}
     ti = FakeTaskInstance()
     with pytest.raises(exception) as raised:
         clean_up_finished_pod(monkeypatch, kubernetes_dag, exit_code, metrics, ti)

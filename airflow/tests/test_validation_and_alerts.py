@@ -8,19 +8,27 @@ import pytest
 
 from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
-from marketing_pipeline_tasks.exit_codes import raise_for_exit_code
-from marketing_pipeline_tasks.settings import DATASETS
+from marketing_pipeline_tasks.exit_codes import BUG, TRANSIENT, raise_for_exit_code
+from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS
 from marketing_pipeline_tasks.validation import (
     PASSED_GATE,
     REJECTED_GATE,
     choose_publish_path,
     dq_alert,
 )
-from support import FakeTaskInstance
+from support import INTERFACE, FakeTaskInstance
 
-CLEAN = {"status": "validated", "rows_in": 20, "invalid_rows": 0, "has_failure_delta": False}
+# Stand-in validate metrics; any dataset will do, but a dimension comes before a fact.
+DIMENSION = DIMENSIONS[0]
+FACT = FACTS[0]
+CLEAN = {
+    "status": INTERFACE.status("validate", "validated"),
+    "rows_in": 20,
+    "invalid_rows": 0,
+    "has_failure_delta": False,
+}
 NEW_FAILURE = {
-    "status": "quarantined",
+    "status": INTERFACE.status("validate", "quarantined"),
     "rows_in": 100,
     "invalid_rows": 2,
     "failed": {"not_null": 1, "email_format": 1},
@@ -46,7 +54,7 @@ NEW_FAILURE = {
     ],
 }
 REJECTED = {
-    "status": "rejected",
+    "status": INTERFACE.status("validate", "rejected"),
     "rows_in": 0,
     "invalid_rows": 0,
     "failed": {"schema": 1},
@@ -83,40 +91,47 @@ def alert_log(monkeypatch, tmp_path):
 
 def test_all_validated_or_quarantined_publishes():
     assert choose_publish_path(branch_task()) == PASSED_GATE
-    assert choose_publish_path(branch_task(contacts=NEW_FAILURE)) == PASSED_GATE
+    assert choose_publish_path(branch_task(**{FACT: NEW_FAILURE})) == PASSED_GATE
 
 
 def test_a_rejected_dataset_stops_publishing():
-    assert choose_publish_path(branch_task(form_fills=REJECTED)) == REJECTED_GATE
+    assert choose_publish_path(branch_task(**{FACT: REJECTED})) == REJECTED_GATE
+
+
+@pytest.mark.parametrize("status", INTERFACE.failure_statuses)
+def test_a_failed_or_skipped_validate_task_stops_publishing(status):
+    assert choose_publish_path(branch_task(**{FACT: {**REJECTED, "status": status}})) == (
+        REJECTED_GATE
+    )
 
 
 def test_a_dataset_without_metrics_stops_publishing():
     # A validate task that crashed or never ran (upstream failed) pushed no XCom.
-    assert choose_publish_path(branch_task(pages=None)) == REJECTED_GATE
+    assert choose_publish_path(branch_task(**{DIMENSION: None})) == REJECTED_GATE
 
 
 def test_dq_alert_skips_when_no_failure_pattern_is_new(alert_log):
     known = {**NEW_FAILURE, "has_failure_delta": False, "new_signatures": []}
     with pytest.raises(AirflowSkipException):
-        dq_alert(alert_task(contacts=known), run_id="manual__1")
+        dq_alert(alert_task(**{FACT: known}), run_id="manual__1")
     assert alert_log() == []
 
 
 def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_log):
-    findings = dq_alert(alert_task(contacts=NEW_FAILURE, forms=REJECTED), run_id="manual__1")
-    assert [f["dataset"] for f in findings] == ["forms", "contacts"]
+    findings = dq_alert(alert_task(**{FACT: NEW_FAILURE, DIMENSION: REJECTED}), run_id="manual__1")
+    assert [f["dataset"] for f in findings] == [DIMENSION, FACT]  # in DATASETS order
     [alert] = alert_log()
     assert alert["kind"] == "dq_alert"
     assert alert["run_id"] == "manual__1"
-    forms, contacts = alert["datasets"]
+    rejected, new_failure = alert["datasets"]
     # Only the new pattern: not_null on contact_id was seen before.
-    assert [(f["check"], f["failed_rows"], f["sample_keys"]) for f in contacts["failures"]] == [
+    assert [(f["check"], f["failed_rows"], f["sample_keys"]) for f in new_failure["failures"]] == [
         ("email_format", 1, ["c-42"])
     ]
-    assert contacts["log_url"].endswith("/tasks/validate.contacts")
+    assert new_failure["log_url"].endswith(f"/tasks/validate.{FACT}")
     # A rejected file has counts per check and the binary's error.
-    assert forms["failures"] == [{"check": "schema", "failed_rows": 1}]
-    assert forms["error"] == "columns do not match the catalogue"
+    assert rejected["failures"] == [{"check": "schema", "failed_rows": 1}]
+    assert rejected["error"] == "columns do not match the catalogue"
 
 
 def failed_task_context(exit_code):
@@ -124,24 +139,25 @@ def failed_task_context(exit_code):
         raise_for_exit_code(exit_code, "unreachable object store")
     except AirflowException as error:
         exception = error
-    return {"ti": FakeTaskInstance(task_id="upload.contacts", try_number=4), "exception": exception}
+    ti = FakeTaskInstance(task_id=f"upload.{FACT}", try_number=4)
+    return {"ti": ti, "exception": exception}
 
 
 def test_failure_callback_names_the_task_exit_code_error_and_log(alert_log):
-    on_task_failure(failed_task_context(75))
+    on_task_failure(failed_task_context(TRANSIENT))
     [alert] = alert_log()
     assert alert["kind"] == "task_failure"
-    assert alert["task_id"] == "upload.contacts"
+    assert alert["task_id"] == f"upload.{FACT}"
     assert alert["run_id"] == "manual__2025-05-25"
     assert alert["try_number"] == 4
-    assert alert["exit_code"] == 75
+    assert alert["exit_code"] == TRANSIENT
     assert "unreachable object store" in alert["error"]
-    assert alert["log_url"].endswith("/tasks/upload.contacts")
+    assert alert["log_url"].endswith(f"/tasks/upload.{FACT}")
 
 
 def test_without_connections_alerts_only_log_why(alert_log, caplog):
     caplog.set_level("INFO")
-    on_task_failure(failed_task_context(1))
+    on_task_failure(failed_task_context(BUG))
     assert "No Airflow Connection 'smtp_default'" in caplog.text
     assert "No Airflow Connection 'slack_default'" in caplog.text
 
@@ -187,7 +203,7 @@ def notifiers(monkeypatch):
 
 def test_with_connections_alerts_go_by_email_and_slack(notifiers):
     emails, slack_messages = notifiers
-    dq_alert(alert_task(contacts=NEW_FAILURE), run_id="manual__1")
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1")
     [(conn_id, email)] = emails
     assert conn_id == "smtp_default"
     assert email["to"] == ["data@example.com", "oncall@example.com"]
@@ -195,7 +211,7 @@ def test_with_connections_alerts_go_by_email_and_slack(notifiers):
     assert "email_format on email (email): 1 rows" in email["html_content"]
     [(conn_id, message)] = slack_messages
     assert conn_id == "slack_default"
-    assert "contacts" in message["text"]
+    assert FACT in message["text"]
 
 
 def test_a_failing_channel_fails_the_dq_alert_after_trying_the_others(monkeypatch, notifiers):
@@ -206,5 +222,5 @@ def test_a_failing_channel_fails_the_dq_alert_after_trying_the_others(monkeypatc
 
     monkeypatch.setattr(RecordingSmtpHook, "send_email_smtp", refuse)
     with pytest.raises(AirflowException, match="email"):
-        dq_alert(alert_task(contacts=NEW_FAILURE), run_id="manual__1")
+        dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1")
     assert len(slack_messages) == 1

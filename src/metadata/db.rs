@@ -17,7 +17,7 @@ use crate::runtime::runtime;
 
 /// A statement parameter.
 #[derive(Debug)]
-pub enum Arg<'a> {
+pub(super) enum Arg<'a> {
     Text(&'a str),
     Int(u64),
     MaybeText(Option<&'a str>),
@@ -53,7 +53,7 @@ impl ToSql for Arg<'_> {
     to_sql_checked!();
 }
 
-pub enum Db {
+pub(super) enum Db {
     Sqlite(rusqlite::Connection),
     Postgres(Postgres),
 }
@@ -62,7 +62,7 @@ pub enum Db {
 /// too: a server that accepts connections but never answers (paused, or
 /// behind a stuck proxy) cannot hang a task, since the kernel keeps
 /// acknowledging a paused server's packets and no TCP timeout fires.
-pub struct Postgres {
+pub(super) struct Postgres {
     client: tokio_postgres::Client,
     deadline: Duration,
     /// Set when a call timed out: the connection's state is unknown, so
@@ -169,7 +169,7 @@ fn io_failure(err: &tokio_postgres::Error) -> bool {
 }
 
 impl Db {
-    pub fn open_sqlite(path: &str, timeout: Duration) -> Result<Self> {
+    pub(super) fn open_sqlite(path: &str, timeout: Duration) -> Result<Self> {
         if let Some(dir) = Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -211,7 +211,7 @@ impl Db {
     /// call is bounded by `timeout`: on the server as lock, statement and
     /// idle-in-transaction timeouts, here as a deadline a little longer, so
     /// that the server's own error usually arrives first.
-    pub fn open_postgres(url: &str, timeout: Duration) -> Result<Self> {
+    pub(super) fn open_postgres(url: &str, timeout: Duration) -> Result<Self> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| exit::config("PIPELINE_METADATA_URL: not a valid postgres:// URL"))?;
@@ -239,7 +239,7 @@ impl Db {
     }
 
     /// Runs one statement; the number of rows it changed.
-    pub fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64> {
+    pub(super) fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64> {
         match self {
             Db::Sqlite(conn) => conn
                 .execute(&sql.replace('$', "?"), rusqlite::params_from_iter(args))
@@ -250,7 +250,7 @@ impl Db {
     }
 
     /// Runs statements without parameters (migrations, transaction control).
-    pub fn batch(&self, sql: &str) -> Result<()> {
+    pub(super) fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Db::Sqlite(conn) => conn.execute_batch(sql).map_err(sqlite_error),
             Db::Postgres(pg) => pg.call(pg.client.batch_execute(sql)),
@@ -258,7 +258,7 @@ impl Db {
     }
 
     /// The first row of a query whose columns are all text.
-    pub fn query_texts(&self, sql: &str, args: &[Arg]) -> Result<Option<Vec<String>>> {
+    pub(super) fn query_texts(&self, sql: &str, args: &[Arg]) -> Result<Option<Vec<String>>> {
         match self {
             Db::Sqlite(conn) => {
                 let mut statement = conn.prepare(&sql.replace('$', "?")).map_err(sqlite_error)?;
@@ -283,7 +283,7 @@ impl Db {
     }
 
     /// The first column of every row of a text query.
-    pub fn query_column(&self, sql: &str, args: &[Arg]) -> Result<Vec<String>> {
+    pub(super) fn query_column(&self, sql: &str, args: &[Arg]) -> Result<Vec<String>> {
         match self {
             Db::Sqlite(conn) => {
                 let mut statement = conn.prepare(&sql.replace('$', "?")).map_err(sqlite_error)?;
@@ -300,7 +300,7 @@ impl Db {
     }
 
     /// The single integer a query returns.
-    pub fn count(&self, sql: &str, args: &[Arg]) -> Result<u64> {
+    pub(super) fn count(&self, sql: &str, args: &[Arg]) -> Result<u64> {
         let n: i64 = match self {
             Db::Sqlite(conn) => conn
                 .query_row(
@@ -317,7 +317,7 @@ impl Db {
     /// Runs `work` in one write transaction, taken before any read so that
     /// concurrent tasks serialize: BEGIN IMMEDIATE on SQLite; on PostgreSQL
     /// a transaction-scoped advisory lock.
-    pub fn in_transaction<T>(&self, work: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+    pub(super) fn in_transaction<T>(&self, work: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE")?,
             Db::Postgres(_) => self.batch("BEGIN; SELECT pg_advisory_xact_lock(727274)")?,
@@ -336,7 +336,7 @@ impl Db {
 
     /// The applied migration: SQLite's user_version, or a one-row table
     /// (0 before it exists). Reads only, so it takes no lock.
-    pub fn schema_version(&self) -> Result<usize> {
+    pub(super) fn schema_version(&self) -> Result<usize> {
         let version = match self {
             Db::Sqlite(_) => self.count("PRAGMA user_version", &[])?,
             Db::Postgres(_) => {
@@ -355,7 +355,7 @@ impl Db {
         Ok(version as usize)
     }
 
-    pub fn set_schema_version(&self, version: usize) -> Result<()> {
+    pub(super) fn set_schema_version(&self, version: usize) -> Result<()> {
         match self {
             Db::Sqlite(_) => self.batch(&format!("PRAGMA user_version = {version}")),
             Db::Postgres(_) => self.batch(&format!(

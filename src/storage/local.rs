@@ -10,12 +10,12 @@ use super::{ObjectBytes, ObjectStat, ObjectStore, md5_hex};
 use crate::exit;
 
 /// A directory on the local filesystem (`file://` URLs).
-pub struct LocalStore {
+pub(crate) struct LocalStore {
     root: PathBuf,
 }
 
 impl LocalStore {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
 
@@ -51,7 +51,7 @@ impl LocalStore {
 ///   the rename itself survives a crash before anything records it done.
 ///
 /// Leftovers of writers that died (their lock is free) are removed first.
-pub fn write_file_atomically(
+pub(crate) fn write_file_atomically(
     path: &Path,
     write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
 ) -> Result<()> {

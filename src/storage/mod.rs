@@ -8,12 +8,14 @@ mod s3;
 
 use anyhow::Result;
 
+use crate::digest::md5_hex;
 use crate::exit;
-pub use local::{LocalStore, write_file_atomically};
+use crate::settings::S3Tuning;
+pub(crate) use local::{LocalStore, write_file_atomically};
 
 /// What is known about a stored object without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectStat {
+pub(crate) struct ObjectStat {
     pub bytes: u64,
     /// Hex MD5 of the content: 32 lowercase hex digits, or `None` when the
     /// store cannot say without reading it (an S3 object written by someone
@@ -22,7 +24,7 @@ pub struct ObjectStat {
 }
 
 /// An object's bytes: read into memory, or mapped from a local file.
-pub enum ObjectBytes {
+pub(crate) enum ObjectBytes {
     Read(Vec<u8>),
     Mapped(memmap2::Mmap),
 }
@@ -37,7 +39,7 @@ impl std::ops::Deref for ObjectBytes {
     }
 }
 
-pub trait ObjectStore: Send + Sync {
+pub(crate) trait ObjectStore: Send + Sync {
     /// The object's bytes, or `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// `get` for a caller that only reads the bytes: a local store maps the
@@ -95,21 +97,15 @@ pub trait ObjectStore: Send + Sync {
     fn url(&self, key: &str) -> String;
 }
 
-pub fn md5_hex(bytes: &[u8]) -> String {
-    format!("{:x}", md5::compute(bytes))
-}
-
-/// Whether `text` is a hex MD5 as `md5_hex` writes it. Anything else read
-/// back from a store (object metadata, an ETag) is not trusted.
-pub fn is_md5_hex(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// Opens the store a URL names; `setting` names the setting in errors.
-pub fn open(url: &str, setting: &'static str) -> Result<Box<dyn ObjectStore>> {
+pub(crate) fn open(
+    url: &str,
+    setting: &'static str,
+    s3: &S3Tuning,
+) -> Result<Box<dyn ObjectStore>> {
     match url.split_once("://") {
         Some(("file", path)) if !path.is_empty() => Ok(Box::new(LocalStore::new(path))),
-        Some(("s3", location)) => Ok(Box::new(s3::S3Store::open(location, setting)?)),
+        Some(("s3", location)) => Ok(Box::new(s3::S3Store::open(location, setting, *s3)?)),
         _ => Err(exit::config(format!(
             "{setting}: unsupported storage URL {url:?} (expected file://PATH or s3://BUCKET[/PREFIX])"
         ))),
@@ -121,23 +117,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_lowercase_hex_md5s_are_trusted() {
-        assert!(is_md5_hex(&md5_hex(b"x")));
-        for bad in [
-            "x',0,now()); DROP SCHEMA MART CASCADE; --",
-            "",
-            "5EB63BBBE01EEED093CB22BB8F5ACDC3",
-            "5eb63bbbe01eeed093cb22bb8f5acdc",
-            "5eb63bbbe01eeed093cb22bb8f5acdc3-2",
-        ] {
-            assert!(!is_md5_hex(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn unsupported_urls_are_config_errors() {
         for url in ["ftp://host/x", "file://", "s3://", "s3:///prefix", "lake"] {
-            let err = open(url, "PIPELINE_LAKE_URL").err().unwrap();
+            let err = open(url, "PIPELINE_LAKE_URL", &S3Tuning::DEFAULT)
+                .err()
+                .unwrap();
             assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{url}");
             assert!(err.to_string().contains("PIPELINE_LAKE_URL"), "{url}");
         }

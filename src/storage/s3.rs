@@ -31,51 +31,29 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{ObjectStat, ObjectStore, is_md5_hex};
-use crate::cli::positive_env;
+use super::{ObjectStat, ObjectStore};
+use crate::digest::is_md5_hex;
 use crate::exit;
 use crate::runtime::runtime;
+use crate::settings::S3Tuning;
 
 /// User metadata key holding the content's hex MD5.
 const MD5_METADATA: &str = "content-md5";
-const MIB: usize = 1024 * 1024;
 
-/// Tuning, from the environment so operators can adjust it per deployment.
-#[derive(Clone, Copy, Debug)]
-struct Tuning {
-    multipart_threshold: usize,
-    part_size: usize,
-    parallel_parts: usize,
-    max_attempts: u32,
-}
-
-impl Tuning {
-    fn from_env(setting: &str) -> Result<Self> {
-        let read = |name: &str, default: usize| positive_env(name, default, setting);
-        let part_size = read("PIPELINE_S3_PART_SIZE_MB", 16)?.max(5) * MIB;
-        Ok(Self {
-            multipart_threshold: read("PIPELINE_S3_MULTIPART_THRESHOLD_MB", 16)? * MIB,
-            part_size,
-            parallel_parts: read("PIPELINE_S3_PARALLEL_PARTS", 8)?,
-            max_attempts: read("PIPELINE_S3_MAX_ATTEMPTS", 4)? as u32,
-        })
-    }
-}
-
-pub struct S3Store {
+pub(super) struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
     /// The setting the URL came from, named in errors.
     setting: &'static str,
-    tuning: Tuning,
+    tuning: S3Tuning,
     /// Set once the bucket is known to exist and accept our credentials.
     bucket_checked: OnceLock<()>,
 }
 
 impl S3Store {
     /// Opens `BUCKET[/PREFIX]` (the part after `s3://`).
-    pub fn open(location: &str, setting: &'static str) -> Result<Self> {
+    pub(super) fn open(location: &str, setting: &'static str, tuning: S3Tuning) -> Result<Self> {
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         let valid_bucket = (3..=63).contains(&bucket.len())
             && bucket
@@ -86,7 +64,6 @@ impl S3Store {
                 "{setting}: {bucket:?} is not a valid S3 bucket name (s3://BUCKET[/PREFIX])"
             )));
         }
-        let tuning = Tuning::from_env(setting)?;
         let client = runtime().block_on(client(tuning));
         Ok(Self {
             client,
@@ -205,7 +182,7 @@ impl S3Store {
     async fn upload_parts(&self, key: &str, upload_id: &str, bytes: Bytes) -> Result<()> {
         let permits = Arc::new(Semaphore::new(self.tuning.parallel_parts));
         let mut tasks = JoinSet::new();
-        let part_size = self.tuning.part_size;
+        let part_size = self.tuning.part_size_bytes;
         for (index, start) in (0..bytes.len()).step_by(part_size).enumerate() {
             let end = (start + part_size).min(bytes.len());
             let part = self
@@ -282,7 +259,7 @@ impl S3Store {
     }
 }
 
-async fn client(tuning: Tuning) -> Client {
+async fn client(tuning: S3Tuning) -> Client {
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -333,14 +310,14 @@ impl ObjectStore for S3Store {
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.put_with_md5(key, bytes, &super::md5_hex(bytes))
+        self.put_with_md5(key, bytes, &crate::digest::md5_hex(bytes))
     }
 
     fn put_with_md5(&self, key: &str, bytes: &[u8], hex: &str) -> Result<()> {
         let key = self.full_key(key);
         runtime().block_on(async {
             self.check_bucket().await?;
-            if bytes.len() > self.tuning.multipart_threshold {
+            if bytes.len() > self.tuning.multipart_threshold_bytes {
                 let owned = Bytes::copy_from_slice(bytes);
                 return self.put_multipart(&key, owned, hex).await;
             }
@@ -425,7 +402,9 @@ mod tests {
     #[test]
     fn bucket_names_are_checked_before_any_request() {
         for bad in ["", "ab", "Upper", "under_score/x"] {
-            let err = S3Store::open(bad, "PIPELINE_LANDING_URL").err().unwrap();
+            let err = S3Store::open(bad, "PIPELINE_LANDING_URL", S3Tuning::DEFAULT)
+                .err()
+                .unwrap();
             assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{bad}");
         }
     }

@@ -7,24 +7,19 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use duckdb::Connection;
 
-use super::{
-    MergeCounts, Rows, Warehouse, count, date_literal, first_line, is_schema_object, raw_table,
-};
+use super::{MergeCounts, Rows, Warehouse, count, date_literal, is_schema_object, raw_table};
 use crate::catalog::Dataset;
-use crate::cli::positive_env;
-use crate::exit;
+use crate::exit::{self, first_line};
 use crate::storage::ObjectStore;
 
-/// DuckDB lets one process write a database file at a time; tasks running
-/// in parallel wait for the lock this long (PIPELINE_DUCKDB_LOCK_TIMEOUT_S).
-const DEFAULT_LOCK_TIMEOUT_S: usize = 300;
-
-pub struct DuckDbWarehouse {
+pub(super) struct DuckDbWarehouse {
     conn: Connection,
 }
 
 impl DuckDbWarehouse {
-    pub fn open(path: &str) -> Result<Self> {
+    /// DuckDB lets one process write a database file at a time: tasks
+    /// running in parallel wait up to `lock_timeout_s` for the lock.
+    pub(super) fn open(path: &str, lock_timeout_s: u64) -> Result<Self> {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -34,11 +29,7 @@ impl DuckDbWarehouse {
                 ))
             })?;
         }
-        let timeout = positive_env(
-            "PIPELINE_DUCKDB_LOCK_TIMEOUT_S",
-            DEFAULT_LOCK_TIMEOUT_S,
-            "PIPELINE_WAREHOUSE_URL",
-        )? as u64;
+        let timeout = lock_timeout_s;
         let started = Instant::now();
         loop {
             match Connection::open(&path) {

@@ -6,27 +6,28 @@
 //! reading MERGE counts differ.
 
 mod duckdb;
+pub(crate) mod project;
 mod snowflake;
-pub mod sql;
 
 use anyhow::Result;
 use chrono::NaiveDate;
 
 use crate::catalog::{ColumnType, Dataset};
 use crate::exit;
+use crate::settings::{Settings, SnowflakeSettings};
 use crate::storage::ObjectStore;
 
 /// Rows a MERGE inserted and updated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MergeCounts {
+pub(crate) struct MergeCounts {
     pub inserted: u64,
     pub updated: u64,
 }
 
 /// Result rows with every value as text (`None` for NULL).
-pub type Rows = Vec<Vec<Option<String>>>;
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
 
-pub trait Warehouse {
+pub(crate) trait Warehouse {
     /// `duckdb` or `snowflake`, for metrics.
     fn backend(&self) -> &'static str;
     /// Runs one statement whose result is not needed.
@@ -51,19 +52,43 @@ pub trait Warehouse {
     fn adapt_setup(&self, statement: &str) -> Option<String>;
 }
 
+/// How to reach the warehouse: everything `open` needs from the settings.
+#[derive(Clone, Debug)]
+pub(crate) struct WarehouseSettings {
+    pub url: String,
+    pub lake_url: String,
+    pub timeout_s: u64,
+    pub duckdb_lock_timeout_s: u64,
+    pub snowflake: SnowflakeSettings,
+}
+
+impl WarehouseSettings {
+    pub(crate) fn of(settings: &Settings) -> Self {
+        Self {
+            url: settings.warehouse_url.clone(),
+            lake_url: settings.lake_url.clone(),
+            timeout_s: settings.limits.warehouse_timeout_s,
+            duckdb_lock_timeout_s: settings.duckdb_lock_timeout_s,
+            snowflake: settings.snowflake.clone(),
+        }
+    }
+}
+
 /// Opens the warehouse a URL names: `duckdb://PATH`, `snowflake://` (the
 /// account's host), `snowflake://HOST[:PORT]`, or `snowflake+http://HOST:PORT`
 /// for an emulator.
-pub fn open(url: &str, timeout_s: u64) -> Result<Box<dyn Warehouse>> {
+pub(crate) fn open(settings: &WarehouseSettings) -> Result<Box<dyn Warehouse>> {
+    let url = &settings.url;
     match url.split_once("://") {
-        Some(("duckdb", path)) if !path.is_empty() => {
-            Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?))
-        }
+        Some(("duckdb", path)) if !path.is_empty() => Ok(Box::new(duckdb::DuckDbWarehouse::open(
+            path,
+            settings.duckdb_lock_timeout_s,
+        )?)),
         Some(("snowflake", host)) => Ok(Box::new(snowflake::SnowflakeWarehouse::open(
-            host, false, timeout_s,
+            host, false, settings,
         )?)),
         Some(("snowflake+http", host)) if !host.is_empty() => Ok(Box::new(
-            snowflake::SnowflakeWarehouse::open(host, true, timeout_s)?,
+            snowflake::SnowflakeWarehouse::open(host, true, settings)?,
         )),
         _ => Err(exit::config(format!(
             "PIPELINE_WAREHOUSE_URL: unsupported warehouse URL {url:?} \
@@ -74,24 +99,20 @@ pub fn open(url: &str, timeout_s: u64) -> Result<Box<dyn Warehouse>> {
 
 /// The warehouse of a task, opened on first use (only load, transform,
 /// setup and sql need one) with its schemas and tables in place.
-pub struct LazyWarehouse {
-    url: String,
-    lake_url: String,
-    timeout_s: u64,
+pub(crate) struct LazyWarehouse {
+    settings: WarehouseSettings,
     opened: Option<Box<dyn Warehouse>>,
 }
 
 impl LazyWarehouse {
-    pub fn new(url: &str, lake_url: &str, timeout_s: u64) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Self {
         Self {
-            url: url.to_string(),
-            lake_url: lake_url.to_string(),
-            timeout_s,
+            settings: WarehouseSettings::of(settings),
             opened: None,
         }
     }
 
-    pub fn get(&mut self) -> Result<&mut dyn Warehouse> {
+    pub(crate) fn get(&mut self) -> Result<&mut dyn Warehouse> {
         if self.opened.is_none() {
             self.setup(false)?;
         }
@@ -100,33 +121,33 @@ impl LazyWarehouse {
 
     /// Opens the warehouse if needed and runs setup.sql, the account-level
     /// objects included with `everything`; the number of statements run.
-    pub fn setup(&mut self, everything: bool) -> Result<usize> {
+    pub(crate) fn setup(&mut self, everything: bool) -> Result<usize> {
         if self.opened.is_none() {
-            self.opened = Some(open(&self.url, self.timeout_s)?);
+            self.opened = Some(open(&self.settings)?);
         }
         let wh = self.opened.as_deref_mut().expect("opened above");
-        setup(wh, &self.lake_url, everything)
+        setup(wh, &self.settings, everything)
     }
 }
 
 /// Creates the schemas and tables (all of setup.sql with `everything`, the
 /// account-level objects included; otherwise only CREATE SCHEMA / TABLE).
 /// Every statement is idempotent.
-fn setup(wh: &mut dyn Warehouse, lake_url: &str, everything: bool) -> Result<usize> {
-    let settings = snowflake::ObjectNames::from_env()?;
-    let stage_url = stage_url(lake_url)?;
-    let script = sql::render(
-        sql::file(sql::SETUP),
+fn setup(wh: &mut dyn Warehouse, settings: &WarehouseSettings, everything: bool) -> Result<usize> {
+    let names = snowflake::ObjectNames::of(&settings.snowflake)?;
+    let stage_url = stage_url(&settings.lake_url)?;
+    let script = project::render(
+        project::file(project::SETUP),
         &[
-            ("database", &settings.database),
-            ("warehouse", &settings.warehouse),
-            ("role", &settings.role),
-            ("stage", &settings.stage),
+            ("database", &names.database),
+            ("warehouse", &names.warehouse),
+            ("role", &names.role),
+            ("stage", &names.stage),
             ("lake_url", &stage_url),
         ],
     )?;
     let mut ran = 0;
-    for statement in sql::statements(&script) {
+    for statement in project::statements(&script) {
         if !(everything || is_schema_object(&statement)) {
             continue;
         }
@@ -159,7 +180,7 @@ fn stage_url(lake_url: &str) -> Result<String> {
 }
 
 /// The RAW table of a dataset, as named in SQL.
-pub fn raw_table(dataset: Dataset) -> String {
+pub(crate) fn raw_table(dataset: Dataset) -> String {
     format!("RAW.{}", dataset.name().to_ascii_uppercase())
 }
 
@@ -177,7 +198,7 @@ fn sql_type(ty: ColumnType) -> &'static str {
 
 /// DDL for a dataset's RAW table, from the catalogue: its columns, plus the
 /// ds partition it was loaded for and when.
-pub fn raw_table_ddl(dataset: Dataset) -> String {
+pub(crate) fn raw_table_ddl(dataset: Dataset) -> String {
     let columns: Vec<String> = dataset
         .columns()
         .iter()
@@ -190,18 +211,14 @@ pub fn raw_table_ddl(dataset: Dataset) -> String {
     )
 }
 
-fn first_line(sql: &str) -> &str {
-    sql.trim().lines().next().unwrap_or_default()
-}
-
 /// A `DATE` literal both backends accept.
-pub fn date_literal(ds: NaiveDate) -> String {
+pub(crate) fn date_literal(ds: NaiveDate) -> String {
     format!("CAST('{ds}' AS DATE)")
 }
 
 /// Runs `work` in one transaction: committed if it succeeds, rolled back
 /// (best effort, the original error wins) if not.
-pub fn in_transaction<T>(
+pub(crate) fn in_transaction<T>(
     wh: &mut dyn Warehouse,
     work: impl FnOnce(&mut dyn Warehouse) -> Result<T>,
 ) -> Result<T> {
@@ -219,7 +236,7 @@ pub fn in_transaction<T>(
 }
 
 /// The single number a `SELECT COUNT(*) ...` returns.
-pub fn count(wh: &mut dyn Warehouse, sql: &str) -> Result<u64> {
+pub(crate) fn count(wh: &mut dyn Warehouse, sql: &str) -> Result<u64> {
     let rows = wh.query(sql)?;
     let value = rows.first().and_then(|r| r.first()).cloned().flatten();
     value
@@ -255,7 +272,14 @@ mod tests {
     #[test]
     fn unsupported_urls_are_config_errors() {
         for url in ["postgres://x", "duckdb://", "warehouse.duckdb"] {
-            let err = open(url, 60).err().unwrap();
+            let settings = WarehouseSettings {
+                url: url.into(),
+                lake_url: "file://lake".into(),
+                timeout_s: 60,
+                duckdb_lock_timeout_s: 1,
+                snowflake: SnowflakeSettings::default(),
+            };
+            let err = open(&settings).err().unwrap();
             assert_eq!(exit::code_of(&err), exit::ExitCode::Config, "{url}");
         }
     }

@@ -11,14 +11,15 @@ use snowflake_connector_rs::{
     KeyPairConfig, QueryConfig, Session, SessionConfig, Statement,
 };
 
-use super::{MergeCounts, Rows, Warehouse, date_literal, first_line, raw_table, sql_type};
+use super::{MergeCounts, Rows, Warehouse, WarehouseSettings, date_literal, raw_table, sql_type};
 use crate::catalog::Dataset;
-use crate::exit;
+use crate::exit::{self, first_line};
 use crate::runtime::runtime;
+use crate::settings::SnowflakeSettings;
 use crate::storage::ObjectStore;
 
 /// The objects the pipeline works in, named by SNOWFLAKE_* variables.
-pub struct ObjectNames {
+pub(super) struct ObjectNames {
     pub database: String,
     pub warehouse: String,
     pub role: String,
@@ -27,9 +28,9 @@ pub struct ObjectNames {
 }
 
 impl ObjectNames {
-    pub fn from_env() -> Result<Self> {
-        let name = |var: &str, default: &str| -> Result<String> {
-            let value = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    pub(super) fn of(settings: &SnowflakeSettings) -> Result<Self> {
+        let name = |var: &str, value: &Option<String>, default: &str| -> Result<String> {
+            let value = value.clone().unwrap_or_else(|| default.to_string());
             let plain = !value.is_empty()
                 && value
                     .chars()
@@ -43,49 +44,46 @@ impl ObjectNames {
             }
         };
         Ok(Self {
-            database: name("SNOWFLAKE_DATABASE", "MARKETING")?,
-            warehouse: name("SNOWFLAKE_WAREHOUSE", "PIPELINE_WH")?,
-            role: name("SNOWFLAKE_ROLE", "PIPELINE_ROLE")?,
-            stage: name("SNOWFLAKE_STAGE", "RAW.LAKE_STAGE")?,
+            database: name("SNOWFLAKE_DATABASE", &settings.database, "MARKETING")?,
+            warehouse: name("SNOWFLAKE_WAREHOUSE", &settings.warehouse, "PIPELINE_WH")?,
+            role: name("SNOWFLAKE_ROLE", &settings.role, "PIPELINE_ROLE")?,
+            stage: name("SNOWFLAKE_STAGE", &settings.stage, "RAW.LAKE_STAGE")?,
         })
     }
 }
 
-pub struct SnowflakeWarehouse {
+pub(super) struct SnowflakeWarehouse {
     session: Session,
     stage: String,
 }
 
-fn required(var: &str) -> Result<String> {
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
+fn required(var: &str, value: &Option<String>) -> Result<String> {
+    value
+        .clone()
         .ok_or_else(|| exit::config(format!("{var} is not set (needed for snowflake://)")))
 }
 
 /// Password, or a key pair from SNOWFLAKE_PRIVATE_KEY_PATH / _PRIVATE_KEY
 /// with an optional SNOWFLAKE_PRIVATE_KEY_PASSPHRASE.
-fn auth_from_env() -> Result<AuthConfig> {
-    let pem = match std::env::var("SNOWFLAKE_PRIVATE_KEY_PATH") {
-        Ok(path) if !path.is_empty() => Some(std::fs::read_to_string(&path).map_err(|e| {
+fn auth(settings: &SnowflakeSettings) -> Result<AuthConfig> {
+    let pem = match &settings.private_key_path {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             exit::config(format!(
                 "SNOWFLAKE_PRIVATE_KEY_PATH: cannot read {path:?}: {e}"
             ))
         })?),
-        _ => std::env::var("SNOWFLAKE_PRIVATE_KEY")
-            .ok()
-            .filter(|v| !v.is_empty()),
+        None => settings.private_key.as_ref().map(|key| key.0.clone()),
     };
     if let Some(pem) = pem {
-        let key = match std::env::var("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") {
-            Ok(pass) if !pass.is_empty() => KeyPairConfig::from_encrypted_pem(pem, pass),
-            _ => KeyPairConfig::from_pem(pem),
+        let key = match &settings.private_key_passphrase {
+            Some(pass) => KeyPairConfig::from_encrypted_pem(pem, pass.0.clone()),
+            None => KeyPairConfig::from_pem(pem),
         };
         return Ok(AuthConfig::key_pair(key));
     }
-    match std::env::var("SNOWFLAKE_PASSWORD") {
-        Ok(password) if !password.is_empty() => Ok(AuthConfig::password(password)),
-        _ => Err(exit::config(
+    match &settings.password {
+        Some(password) => Ok(AuthConfig::password(password.0.clone())),
+        None => Err(exit::config(
             "set SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY for snowflake://",
         )),
     }
@@ -111,12 +109,18 @@ impl SnowflakeWarehouse {
     /// cancels them; the client gives up a minute later. A lock is waited
     /// for at most a tenth of that, and a query whose client vanished (a
     /// killed pod) is aborted rather than left running.
-    pub fn open(endpoint: &str, plain_http: bool, timeout_s: u64) -> Result<Self> {
-        let names = ObjectNames::from_env()?;
+    pub(super) fn open(
+        endpoint: &str,
+        plain_http: bool,
+        settings: &WarehouseSettings,
+    ) -> Result<Self> {
+        let timeout_s = settings.timeout_s;
+        let sf = &settings.snowflake;
+        let names = ObjectNames::of(sf)?;
         let mut config = ClientConfig::new(
-            required("SNOWFLAKE_USER")?,
-            required("SNOWFLAKE_ACCOUNT")?,
-            auth_from_env()?,
+            required("SNOWFLAKE_USER", &sf.user)?,
+            required("SNOWFLAKE_ACCOUNT", &sf.account)?,
+            auth(sf)?,
         )
         .with_query(
             QueryConfig::new().with_query_response_timeout(Duration::from_secs(timeout_s + 60)),

@@ -7,16 +7,22 @@ pub mod state;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use marketing_pipeline::catalog::Dataset;
 use serde_json::Value;
 
-pub const DATASETS: [&str; 6] = [
-    "campaigns",
-    "forms",
-    "pages",
-    "contacts",
-    "form_fills",
-    "website_activity",
-];
+/// Every dataset, in the catalogue's order (the order the DAG generates them).
+pub fn datasets() -> Vec<&'static str> {
+    Dataset::ALL.iter().map(|d| d.name()).collect()
+}
+
+/// The fixed universes the facts reference.
+pub fn dimensions() -> Vec<&'static str> {
+    Dataset::ALL
+        .iter()
+        .filter(|d| !d.is_fact())
+        .map(|d| d.name())
+        .collect()
+}
 pub const DS: &str = "2025-05-25";
 
 /// A pipeline whose landing area, lake and metadata live in a temp dir.
@@ -118,7 +124,7 @@ impl Pipeline {
     }
 
     pub fn generate_all(&self) {
-        for d in DATASETS {
+        for d in datasets() {
             self.ok(&["generate", d, "--ds", DS], 0);
         }
     }

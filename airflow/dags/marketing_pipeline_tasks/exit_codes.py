@@ -1,48 +1,57 @@
-"""The binary's exit codes (README "Exit codes") mapped to Airflow outcomes, for both runners."""
+"""The binary's exit codes mapped to Airflow outcomes, for both runners.
+
+The codes, their meanings and what Airflow does with each (`airflow`: success, skip,
+fail without retry, retry) come from the binary's interface (interface.json); nothing
+here repeats them. The names below are the codes this package itself raises or tests for.
+"""
 
 from marketing_pipeline_tasks.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSkipException,
 )
+from marketing_pipeline_tasks.interface import FAIL, RETRY, SKIP, SUCCESS, interface
 
-OK = 0
-BUG = 1
-USAGE = 2
-DATA_REJECTED = 65
-TRANSIENT = 75
-CONFIG = 78
-NOTHING_TO_DO = 99
+_EXIT_CODES = interface().exit_codes
 
-MEANINGS = {
-    BUG: "bug",
-    USAGE: "usage error",
-    DATA_REJECTED: "data rejected",
-    TRANSIENT: "transient infrastructure error",
-    CONFIG: "configuration error",
-    NOTHING_TO_DO: "nothing to do",
-}
 
+def _code(name: str) -> int:
+    return interface().exit_code(name).code
+
+
+OK = _code("success")
+BUG = _code("bug")
+USAGE = _code("usage")
+DATA_REJECTED = _code("data_rejected")
+TRANSIENT = _code("transient")
+CONFIG = _code("config")
+NOTHING_TO_DO = _code("nothing_to_do")
+
+MEANINGS = {c.code: c.meaning for c in _EXIT_CODES}
+# Exit code -> what Airflow does: SUCCESS, SKIP, FAIL or RETRY. Any other code (a signal,
+# an OOM kill) is retried.
+OUTCOMES = {c.code: c.airflow for c in _EXIT_CODES}
+SKIPPED = frozenset(code for code, outcome in OUTCOMES.items() if outcome == SKIP)
 # Retrying cannot fix these: the input or the setup has to change first.
-NO_RETRY = frozenset({USAGE, DATA_REJECTED, CONFIG})
+NO_RETRY = frozenset(code for code, outcome in OUTCOMES.items() if outcome == FAIL)
+RETRIED = frozenset(code for code, outcome in OUTCOMES.items() if outcome == RETRY)
+
+_EXCEPTIONS = {SKIP: AirflowSkipException, FAIL: AirflowFailException, RETRY: AirflowException}
 
 
 def raise_for_exit_code(exit_code: int, error: str | None = None) -> None:
-    """Return on 0; otherwise raise what Airflow needs to skip, fail, or fail and retry.
+    """Return on success; otherwise raise what Airflow needs to skip, fail, or fail and retry.
 
-    99 skips; 2, 65 and 78 fail without retry; 1, 75 and anything else (a signal,
-    an unknown code) fail and are retried. The exception carries `exit_code` so
+    The interface's `airflow` field decides: skip raises AirflowSkipException, fail
+    AirflowFailException (no retry), retry AirflowException; a code the interface does
+    not list (a signal, an OOM kill) is retried. The exception carries `exit_code` so
     callbacks can tell the cases apart.
     """
-    if exit_code == OK:
+    outcome = OUTCOMES.get(exit_code, RETRY)
+    if outcome == SUCCESS:
         return
     meaning = MEANINGS.get(exit_code, "unexpected exit code")
     message = f"exit code {exit_code} ({meaning})" + (f": {error}" if error else "")
-    if exit_code == NOTHING_TO_DO:
-        exception = AirflowSkipException(message)
-    elif exit_code in NO_RETRY:
-        exception = AirflowFailException(message)
-    else:
-        exception = AirflowException(message)
+    exception = _EXCEPTIONS[outcome](message)
     exception.exit_code = exit_code
     raise exception

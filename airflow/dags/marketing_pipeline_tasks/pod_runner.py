@@ -5,6 +5,7 @@ from kubernetes.client import models as k8s
 
 from marketing_pipeline_tasks.compat import AirflowException
 from marketing_pipeline_tasks.exit_codes import raise_for_exit_code
+from marketing_pipeline_tasks.interface import interface
 from marketing_pipeline_tasks.settings import Settings
 
 # Where KubernetesPodOperator's sidecar reads the XCom from; the binary writes its metrics there.
@@ -53,7 +54,7 @@ def pod_operator(
         task_id=task_id,
         name=pod_name,  # KubernetesPodOperator appends a random suffix
         image=settings.image,
-        cmds=["marketing-pipeline"],
+        cmds=[interface().binary],  # the image's binary, on PATH
         arguments=arguments,
         env_vars={
             **env,

@@ -1,4 +1,5 @@
-"""The DAG's settings, read from environment variables when the DAG file is parsed.
+"""The DAG's settings, read from environment variables when the DAG file is parsed,
+and the datasets, from the binary's interface (interface.json).
 
 Pipeline settings for the binary itself (PIPELINE_LANDING_URL and the rest, see the
 README) are not read here: the local runner passes the worker's environment on,
@@ -9,9 +10,14 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-DIMENSIONS = ("campaigns", "forms", "pages")
-FACTS = ("contacts", "form_fills", "website_activity")
+from marketing_pipeline_tasks.interface import interface
+
+DIMENSIONS = tuple(dataset.name for dataset in interface().dimensions)
+FACTS = tuple(dataset.name for dataset in interface().facts)
 DATASETS = DIMENSIONS + FACTS
+# Dataset -> the datasets generated before it: dimensions first, in parallel; then each
+# fact after the facts it references (after every dimension when it references none).
+GENERATE_UPSTREAM = interface().generate_upstream()
 
 LOCAL = "local"
 KUBERNETES = "kubernetes"
@@ -48,7 +54,7 @@ class Settings:
             raise ValueError(f"PIPELINE_RUNNER must be {LOCAL!r} or {KUBERNETES!r}, not {runner!r}")
         return cls(
             runner=runner,
-            binary=_env("PIPELINE_BINARY", "marketing-pipeline"),
+            binary=_env("PIPELINE_BINARY", interface().binary),
             image=_env("PIPELINE_IMAGE", "marketing-pipeline:latest"),
             namespace=_env("PIPELINE_NAMESPACE", "marketing-pipeline"),
             service_account=_env("PIPELINE_SERVICE_ACCOUNT", "marketing-pipeline"),

@@ -1,5 +1,6 @@
 """One task factory for every pipeline task, whichever runner the settings choose."""
 
+from marketing_pipeline_tasks.interface import InterfaceError, interface
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
 from marketing_pipeline_tasks.settings import KUBERNETES, Settings
 
@@ -13,8 +14,18 @@ PARAM_ENV = {
 def pipeline_task(settings: Settings, command: str, dataset: str | None = None):
     """A task running `marketing-pipeline COMMAND [DATASET] --ds {{ ds }}`.
 
-    Its task id is the dataset (inside the command's TaskGroup) or the command.
+    Its task id is the dataset (inside the command's TaskGroup) or the command. The
+    command and dataset are checked against the binary's interface when the DAG is parsed:
+    a per-dataset task needs a dataset, any other task none.
     """
+    task = interface().task(command)
+    if task.per_dataset != (dataset is not None):
+        needs = "one task per dataset" if task.per_dataset else "no dataset"
+        raise InterfaceError(
+            f"{interface().source}: task {command!r} takes {needs}, the DAG gives it {dataset!r}"
+        )
+    if dataset is not None:
+        interface().dataset(dataset)
     subject = [command, dataset] if dataset else [command]
     arguments = [*subject, "--ds", "{{ ds }}"]
     task_id = dataset or command

@@ -4,15 +4,19 @@ import logging
 
 from marketing_pipeline_tasks.alerts import send_alert
 from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
+from marketing_pipeline_tasks.interface import interface
 from marketing_pipeline_tasks.settings import DATASETS
 
-VALIDATE_GROUP = "validate"
+VALIDATE_GROUP = interface().task("validate").name
 PASSED_GATE = "validation_passed"
 REJECTED_GATE = "validation_rejected"
 
-# Validate statuses whose valid slice may be published; anything else (rejected,
-# failed, skipped, or no metrics at all because the task never ran) stops the load.
-PUBLISHABLE = ("validated", "quarantined")
+# Validate statuses whose valid slice may be published, checked against the statuses the
+# binary reports. Anything else (rejected, failed, skipped, a status this DAG does not
+# know yet, or no metrics at all because the task never ran) stops the load.
+PUBLISHABLE = tuple(
+    interface().status(VALIDATE_GROUP, status) for status in ("validated", "quarantined")
+)
 
 log = logging.getLogger(__name__)
 

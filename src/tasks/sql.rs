@@ -7,18 +7,16 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Result;
-use serde_json::json;
 
-use crate::cli::SqlCmd;
+use crate::cli::SqlArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::metrics::TaskMetrics;
-use crate::warehouse::sql;
+use crate::metrics::{Details, SqlDetails, StatementRun, Status, Task, TaskMetrics};
+use crate::warehouse::project;
 
-pub fn run(ctx: &mut Context, cmd: &SqlCmd) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let mut metrics = TaskMetrics::new("sql", None, None);
-    let script = match (&cmd.query, &cmd.file) {
+pub(crate) fn run(ctx: &mut Context, args: &SqlArgs) -> Result<TaskMetrics> {
+    let mut metrics = ctx.metrics(Task::Sql, None, None);
+    let script = match (&args.query, &args.file) {
         (Some(query), None) => query.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| exit::usage(format!("cannot read {}: {e}", path.display())))?,
@@ -26,30 +24,27 @@ pub fn run(ctx: &mut Context, cmd: &SqlCmd) -> Result<TaskMetrics> {
     };
     let wh = ctx.warehouse.get()?;
     let mut rows = Vec::new();
-    let mut timings = Vec::new();
-    for statement in sql::statements(&script) {
+    let mut statements = Vec::new();
+    for sql in project::statements(&script) {
         let started = Instant::now();
-        rows = wh.query(&statement)?;
-        timings.push(json!({
-            "sql": statement,
-            "rows": rows.len(),
-            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-        }));
+        rows = wh.query(&sql)?;
+        statements.push(StatementRun {
+            sql,
+            rows: rows.len(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
     }
     let mut out = std::io::stdout().lock();
     for row in &rows {
         let fields: Vec<&str> = row.iter().map(|v| v.as_deref().unwrap_or("")).collect();
         writeln!(out, "{}", fields.join("\t"))?;
     }
-    metrics.status = "queried".into();
+    metrics.status = Status::Queried;
     metrics.rows_out = rows.len() as u64;
-    metrics
-        .extra
-        .insert("warehouse".into(), wh.backend().into());
-    metrics
-        .extra
-        .insert("rows".into(), serde_json::to_value(&rows)?);
-    metrics.extra.insert("statements".into(), timings.into());
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
+    metrics.details = Some(Details::Sql(SqlDetails {
+        warehouse: wh.backend().into(),
+        rows,
+        statements,
+    }));
     Ok(metrics)
 }

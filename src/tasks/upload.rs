@@ -12,33 +12,35 @@
 //! in the lake and in the warehouse alike, and says so).
 
 use std::io::Cursor;
-use std::time::Instant;
 
 use anyhow::Result;
-use chrono::NaiveDate;
 use polars::prelude::{ParquetReader, SerReader};
-use serde_json::json;
 use tracing::{info, warn};
 
-use crate::catalog::{Dataset, Zone};
+use crate::catalog::Zone;
+use crate::cli::UploadArgs;
 use crate::context::Context;
+use crate::digest::md5_hex;
 use crate::exit;
 use crate::metadata::FileRecord;
-use crate::metrics::TaskMetrics;
-use crate::storage::md5_hex;
-use crate::validate::Slices;
+use crate::metrics::{
+    Details, ObjectStatus, PublishedObject, SliceContent, Slices, Status, Task, TaskMetrics,
+    UploadDetails,
+};
 
-pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let mut metrics = TaskMetrics::new("upload", Some(dataset.to_string()), Some(ds.to_string()));
+pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
+    let ctx = &*ctx;
+    let (dataset, ds) = (args.target.dataset, args.target.ds);
+    let mut metrics = ctx.metrics(Task::Upload, Some(dataset), Some(ds));
     // What validate positively recorded for this ds. Without a record (a
     // fresh metadata database) upload publishes what it finds and removes
     // nothing.
     let validated = ctx
         .metadata
-        .stage(dataset.name(), ds, "validate")?
-        .and_then(|done| serde_json::from_value::<TaskMetrics>(done.metrics).ok())
-        .and_then(|m| Slices::of(&m));
+        .stage(dataset.name(), ds, Task::Validate.name())?
+        .and_then(|done| serde_json::from_value::<TaskMetrics>(done.metrics).ok());
+    let validated = validated.as_ref().and_then(Slices::of);
+    let mut kept_previous_valid = false;
     let mut objects = Vec::new();
     let mut changed = 0;
     let mut found = 0;
@@ -60,25 +62,23 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
                         )));
                     }
                     found += 1;
-                    objects.push(
-                        json!({"zone": zone.prefix(), "key": key, "status": "already_uploaded"}),
-                    );
+                    objects.push(PublishedObject::bare(
+                        zone,
+                        key,
+                        ObjectStatus::AlreadyUploaded,
+                    ));
                 }
                 // A rejected file: the lake keeps the valid slice published
                 // before, which is what the warehouse holds.
                 Some(None) if zone == Zone::Valid && ctx.lake.exists(&key)? => {
                     warn!(%dataset, %ds, key, "file rejected; the lake keeps the valid slice published before");
-                    metrics
-                        .extra
-                        .insert("kept_previous_valid".into(), true.into());
-                    objects.push(
-                        json!({"zone": zone.prefix(), "key": key, "status": "kept_previous"}),
-                    );
+                    kept_previous_valid = true;
+                    objects.push(PublishedObject::bare(zone, key, ObjectStatus::KeptPrevious));
                 }
                 // Validate found no invalid row: an old quarantine slice goes.
                 Some(None) if zone == Zone::Quarantine && ctx.lake.delete(&key)? => {
                     changed += 1;
-                    objects.push(json!({"zone": zone.prefix(), "key": key, "status": "removed"}));
+                    objects.push(PublishedObject::bare(zone, key, ObjectStatus::Removed));
                 }
                 // Nothing recorded, or nothing to change.
                 _ => {}
@@ -95,11 +95,11 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
             s.md5.as_deref() == Some(file.content_md5.as_str()) && s.bytes == file.bytes
         });
         let status = if same {
-            "already_uploaded"
+            ObjectStatus::AlreadyUploaded
         } else {
             ctx.lake.put_with_md5(&key, &bytes, &file.content_md5)?;
             changed += 1;
-            "uploaded"
+            ObjectStatus::Uploaded
         };
         let rows = parquet_rows(&bytes);
         match zone {
@@ -107,19 +107,19 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
             _ => metrics.invalid_rows = rows,
         }
         ctx.metadata
-            .record_upload(&key, dataset, ds, zone.prefix(), &file, status)?;
+            .record_upload(&key, dataset, ds, zone.prefix(), &file, status.name())?;
         metrics
             .outputs
             .insert(zone.prefix().into(), ctx.lake.url(&key));
-        objects.push(json!({
-            "zone": zone.prefix(),
-            "key": key,
-            "status": status,
-            "bytes": file.bytes,
-            "md5": file.content_md5,
-            "rows": rows,
-        }));
-        info!(%dataset, %ds, key, status, bytes = file.bytes, "published");
+        info!(%dataset, %ds, key, status = status.name(), bytes = file.bytes, "published");
+        objects.push(PublishedObject {
+            content: Some(SliceContent {
+                bytes: file.bytes,
+                md5: file.content_md5,
+                rows,
+            }),
+            ..PublishedObject::bare(zone, key, status)
+        });
     }
 
     if found == 0 && changed == 0 {
@@ -128,14 +128,14 @@ pub fn run(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics
         )));
     }
     metrics.rows_in = metrics.rows_out + metrics.invalid_rows;
-    metrics.status = if changed == 0 {
-        "already_uploaded"
-    } else {
-        "uploaded"
-    }
-    .into();
-    metrics.extra.insert("objects".into(), objects.into());
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
+    metrics.status = match changed {
+        0 => Status::AlreadyUploaded,
+        _ => Status::Uploaded,
+    };
+    metrics.details = Some(Details::Upload(UploadDetails {
+        objects,
+        kept_previous_valid,
+    }));
     Ok(metrics)
 }
 

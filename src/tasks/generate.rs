@@ -1,29 +1,27 @@
 //! `generate DATASET --ds D`: synthetic data to raw-data/ in the landing area.
 
-pub mod synth;
-
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use chrono::NaiveDate;
 use tracing::info;
 
-use crate::catalog::{Dataset, Format};
-use crate::cli::GenerateOptions;
+use crate::catalog::Format;
+use crate::cli::GenerateArgs;
 use crate::context::{Context, Stage};
 use crate::formats;
-use crate::metrics::TaskMetrics;
-use synth::GenParams;
+use crate::metrics::{Details, GenerateDetails, Status, Task, TaskMetrics};
+use crate::synth::{self, GenParams};
 
-pub fn run(
-    ctx: &Context,
-    dataset: Dataset,
-    ds: NaiveDate,
-    options: &GenerateOptions,
-    force: bool,
-) -> Result<TaskMetrics> {
+pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics> {
+    let ctx = &*ctx;
+    let GenerateArgs {
+        target,
+        options,
+        force,
+    } = *args;
+    let (dataset, ds) = (target.dataset, target.ds);
     let params = GenParams {
         seed: options.seed,
         ds,
@@ -35,11 +33,14 @@ pub fn run(
         "seed={} scale_factor={} defect_rate={} generator=1",
         params.seed, params.scale_factor, params.defect_rate
     );
-    let stage = Stage::start("generate", dataset, ds, fingerprint);
+    let stage = Stage::start(Task::Generate, dataset, ds, fingerprint);
     let key = dataset.raw_key(ds);
 
     let file_intact = |done: &TaskMetrics| -> Result<bool> {
-        let recorded = done.extra.get("bytes").and_then(|b| b.as_u64());
+        let recorded = match &done.details {
+            Some(Details::Generate(details)) => Some(details.bytes),
+            _ => None,
+        };
         Ok(recorded.is_some() && ctx.landing.size(&key)? == recorded)
     };
     if !force && let Some(metrics) = stage.reusable(ctx, file_intact)? {
@@ -47,7 +48,7 @@ pub fn run(
         return Ok(metrics);
     }
 
-    let mut metrics = stage.metrics();
+    let mut metrics = stage.metrics(ctx);
     let mut clock = Instant::now();
     let format = dataset.format();
     let (rows, bytes, injected) = match format {
@@ -94,11 +95,13 @@ pub fn run(
         }
     };
 
-    metrics.status = "generated".into();
+    metrics.status = Status::Generated;
     metrics.rows_out = rows as u64;
     metrics.injected = injected;
     metrics.outputs.insert("raw".into(), ctx.landing.url(&key));
-    metrics.extra.insert("bytes".into(), bytes.into());
+    metrics.details = Some(Details::Generate(GenerateDetails {
+        bytes: bytes as u64,
+    }));
     stage.complete(ctx, &mut metrics)?;
     info!(%dataset, %ds, rows, bytes, "generated");
     Ok(metrics)

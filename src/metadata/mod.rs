@@ -11,90 +11,16 @@ use anyhow::Result;
 use chrono::NaiveDate;
 
 use crate::catalog::Dataset;
-use crate::context::now;
+use crate::checks::CheckResult;
 use crate::exit;
 use db::{Arg, Db};
 
 /// Schema migrations; version N is `MIGRATIONS[N - 1]`. Append, never edit:
 /// a database at version N has run exactly the first N.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE stage_log (
-    dataset      TEXT NOT NULL,
-    ds           TEXT NOT NULL,
-    stage        TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    metrics      TEXT NOT NULL,
-    started_at   TEXT NOT NULL,
-    finished_at  TEXT NOT NULL,
-    PRIMARY KEY (dataset, ds, stage)
-);
-CREATE TABLE file_metadata (
-    object_key        TEXT PRIMARY KEY,
-    dataset           TEXT NOT NULL,
-    ds                TEXT NOT NULL,
-    zone              TEXT NOT NULL,
-    content_md5       TEXT NOT NULL,
-    bytes             BIGINT NOT NULL,
-    status            TEXT NOT NULL,
-    first_uploaded_at TEXT NOT NULL,
-    last_uploaded_at  TEXT NOT NULL,
-    last_checked_at   TEXT NOT NULL
-);
-CREATE TABLE dq_checks (
-    dataset      TEXT NOT NULL,
-    ds           TEXT NOT NULL,
-    check_name   TEXT NOT NULL,
-    column_name  TEXT NOT NULL,
-    rule         TEXT NOT NULL,
-    failed_rows  BIGINT NOT NULL,
-    total_rows   BIGINT NOT NULL,
-    signature    TEXT NOT NULL,
-    checked_at   TEXT NOT NULL,
-    PRIMARY KEY (dataset, ds, check_name, column_name)
-);
-CREATE TABLE dq_signature (
-    signature      TEXT PRIMARY KEY,
-    dataset        TEXT NOT NULL,
-    check_name     TEXT NOT NULL,
-    column_name    TEXT NOT NULL,
-    rule           TEXT NOT NULL,
-    first_seen_ds  TEXT NOT NULL,
-    last_seen_ds   TEXT NOT NULL,
-    first_seen_at  TEXT NOT NULL,
-    last_seen_at   TEXT NOT NULL,
-    occurrences    BIGINT NOT NULL
-);
-CREATE TABLE dq_signature_occurrence (
-    signature  TEXT NOT NULL REFERENCES dq_signature (signature),
-    ds         TEXT NOT NULL,
-    failed_rows BIGINT NOT NULL,
-    PRIMARY KEY (signature, ds)
-);
-"#,
-    r#"
-ALTER TABLE dq_signature_occurrence ADD COLUMN reported_run TEXT;
-"#,
+    include_str!("../../sql/metadata/0001_pipeline_tables.sql"),
+    include_str!("../../sql/metadata/0002_reported_run.sql"),
 ];
-
-/// One data-quality check's outcome for a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckResult {
-    pub check: &'static str,
-    pub column: String,
-    pub rule: String,
-    pub failed_rows: u64,
-}
-
-impl CheckResult {
-    /// MD5 of the failure pattern: what failed, never how often or when.
-    pub fn signature(&self, dataset: Dataset) -> String {
-        crate::storage::md5_hex(
-            format!("{dataset}|{}|{}|{}", self.check, self.column, self.rule).as_bytes(),
-        )
-    }
-}
 
 /// A failing pattern of (dataset, ds) is new while no other ds has seen it
 /// and no other Airflow run has reported it for this ds. So a retry of the
@@ -123,26 +49,26 @@ fn new_signatures(
 }
 
 /// A stage that finished earlier: what it ran on and what it reported.
-pub struct StageRecord {
+pub(crate) struct StageRecord {
     pub fingerprint: String,
     pub status: String,
     pub metrics: serde_json::Value,
 }
 
 /// A published object as recorded at upload time.
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     pub content_md5: String,
     pub bytes: u64,
 }
 
-pub struct Metadata {
+pub(crate) struct Metadata {
     db: Db,
 }
 
 impl Metadata {
     /// Opens `sqlite://PATH` (created on first use) or `postgres://...` and
     /// brings its schema up to date.
-    pub fn open(url: &str, timeout_s: u64) -> Result<Self> {
+    pub(crate) fn open(url: &str, timeout_s: u64) -> Result<Self> {
         let timeout = std::time::Duration::from_secs(timeout_s);
         let db = match url.split_once("://") {
             Some(("sqlite", path)) if !path.is_empty() => Db::open_sqlite(path, timeout)?,
@@ -187,7 +113,12 @@ impl Metadata {
         self.db.schema_version()
     }
 
-    pub fn stage(&self, dataset: &str, ds: NaiveDate, stage: &str) -> Result<Option<StageRecord>> {
+    pub(crate) fn stage(
+        &self,
+        dataset: &str,
+        ds: NaiveDate,
+        stage: &str,
+    ) -> Result<Option<StageRecord>> {
         let ds = ds.to_string();
         let row = self.db.query_texts(
             "SELECT fingerprint, status, metrics FROM stage_log
@@ -206,7 +137,7 @@ impl Metadata {
         }))
     }
 
-    pub fn record_stage(
+    pub(crate) fn record_stage(
         &self,
         dataset: &str,
         ds: NaiveDate,
@@ -240,7 +171,7 @@ impl Metadata {
     /// Replaces the file's dq_checks and records failure signatures, and
     /// which Airflow run (`run_id`) first reported each for this ds.
     /// Returns the signatures that are new (see `new_signatures`).
-    pub fn record_checks(
+    pub(crate) fn record_checks(
         &mut self,
         dataset: Dataset,
         ds: NaiveDate,
@@ -319,7 +250,7 @@ impl Metadata {
     }
 
     /// The failure signatures of (dataset, ds) that are new to `run_id`.
-    pub fn new_signatures(
+    pub(crate) fn new_signatures(
         &self,
         dataset: Dataset,
         ds: NaiveDate,
@@ -330,7 +261,7 @@ impl Metadata {
 
     /// Records the state of a lake object after an upload check; `status`
     /// says what happened (`uploaded`, `already_uploaded`, `removed`).
-    pub fn record_upload(
+    pub(crate) fn record_upload(
         &self,
         object_key: &str,
         dataset: Dataset,
@@ -371,6 +302,11 @@ impl Metadata {
     fn count(&self, sql: &str) -> Result<u64> {
         self.db.count(sql, &[])
     }
+}
+
+/// Wall-clock now in RFC 3339, as the tables record it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

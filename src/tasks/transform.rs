@@ -5,23 +5,24 @@
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use chrono::NaiveDate;
-use serde_json::json;
 use tracing::{info, warn};
 
+use crate::cli::TransformArgs;
 use crate::context::Context;
 use crate::exit::{self, ExitCode};
-use crate::metrics::TaskMetrics;
-use crate::warehouse::sql::{self, Layer, Severity};
+use crate::metrics::{
+    Details, ModelRun, Status, Task, TaskMetrics, TestOutcome, TestRun, TransformDetails,
+};
+use crate::warehouse::project::{self, Layer, Severity};
 use crate::warehouse::{count, date_literal};
 
 /// Offending rows kept per failing test, for the alert.
 const SAMPLE_ROWS: usize = 5;
 
-pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let mut phase = clock;
-    let mut metrics = TaskMetrics::new("transform", None, Some(ds.to_string()));
+pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics> {
+    let ds = args.ds;
+    let mut phase = Instant::now();
+    let mut metrics = ctx.metrics(Task::Transform, None, Some(ds));
     let wh = ctx.warehouse.get()?;
     let loaded = count(
         wh,
@@ -45,7 +46,7 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
     // Staging tables are this ds's scratch tables, named for it, so that
     // transforms of two ds's running at once (Snowflake allows it) never
     // read each other's; they are dropped once the marts are merged.
-    let all_models = sql::models()?;
+    let all_models = project::models()?;
     let scratch: Vec<(String, String)> = all_models
         .iter()
         .filter(|m| m.layer == Layer::Staging)
@@ -58,7 +59,7 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
         .collect();
     let for_this_ds = |sql: String| {
         scratch.iter().fold(sql, |sql, (name, table)| {
-            sql::rename_table(&sql, name, table)
+            project::rename_table(&sql, name, table)
         })
     };
 
@@ -66,10 +67,17 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
     let (mut inserted, mut updated) = (0, 0);
     for model in &all_models {
         let started = Instant::now();
-        let statement = sql::render(model.sql, &vars)
+        let statement = project::render(model.sql, &vars)
             .map(for_this_ds)
             .with_context(|| format!("sql/models: {}", model.name))?;
-        let mut entry = json!({"model": model.name, "target": model.target});
+        let mut entry = ModelRun {
+            model: model.name.clone(),
+            target: model.target.clone(),
+            rows: None,
+            inserted: None,
+            updated: None,
+            duration_ms: 0,
+        };
         match model.layer {
             Layer::Staging => {
                 wh.execute(&statement)?;
@@ -77,17 +85,17 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
                     wh,
                     &format!("SELECT COUNT(*) FROM {}", for_this_ds(model.target.clone())),
                 )?;
-                entry["rows"] = rows.into();
+                entry.rows = Some(rows);
             }
             Layer::Mart => {
                 let changed = wh.merge(&statement, &model.target)?;
                 inserted += changed.inserted;
                 updated += changed.updated;
-                entry["inserted"] = changed.inserted.into();
-                entry["updated"] = changed.updated.into();
+                entry.inserted = Some(changed.inserted);
+                entry.updated = Some(changed.updated);
             }
         }
-        entry["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+        entry.duration_ms = started.elapsed().as_millis() as u64;
         info!(model = model.name, target = model.target, "model built");
         models.push(entry);
     }
@@ -98,56 +106,59 @@ pub fn run(ctx: &mut Context, ds: NaiveDate) -> Result<TaskMetrics> {
 
     let mut tests = Vec::new();
     let (mut passed, mut warned, mut failed) = (0, 0, Vec::new());
-    for test in sql::tests() {
-        let query =
-            sql::render(test.sql, &vars).with_context(|| format!("sql/tests: {}", test.name))?;
+    for test in project::tests() {
+        let query = project::render(test.sql, &vars)
+            .with_context(|| format!("sql/tests: {}", test.name))?;
         let offending = count(wh, &format!("SELECT COUNT(*) FROM (\n{query}\n) AS t"))?;
-        let mut entry = json!({"test": test.name, "offending_rows": offending});
-        let outcome = match (offending, test.severity) {
+        let status = match (offending, test.severity) {
             (0, _) => {
                 passed += 1;
-                "pass"
+                TestOutcome::Pass
             }
             (_, Severity::Warn) => {
                 warned += 1;
                 warn!(test = test.name, offending, "data test warns");
-                "warn"
+                TestOutcome::Warn
             }
             (_, Severity::Error) => {
                 failed.push(test.name.clone());
                 metrics.add_failed(&test.name, offending);
                 warn!(test = test.name, offending, "data test fails");
-                "fail"
+                TestOutcome::Fail
             }
         };
-        if offending > 0 {
-            let sample = wh.query(&format!(
+        let sample = match offending {
+            0 => None,
+            _ => Some(wh.query(&format!(
                 "SELECT * FROM (\n{query}\n) AS t LIMIT {SAMPLE_ROWS}"
-            ))?;
-            entry["sample"] = json!(sample);
-        }
-        entry["status"] = outcome.into();
-        tests.push(entry);
+            ))?),
+        };
+        tests.push(TestRun {
+            test: test.name.clone(),
+            offending_rows: offending,
+            sample,
+            status,
+        });
     }
     metrics.lap("tests", &mut phase);
 
     metrics.rows_out = inserted + updated;
-    let extra = &mut metrics.extra;
-    extra.insert("warehouse".into(), wh.backend().into());
-    extra.insert("inserted".into(), inserted.into());
-    extra.insert("updated".into(), updated.into());
-    extra.insert("tests_passed".into(), passed.into());
-    extra.insert("tests_warned".into(), warned.into());
-    extra.insert("tests_failed".into(), failed.len().into());
-    extra.insert("models".into(), models.into());
-    extra.insert("tests".into(), tests.into());
+    metrics.details = Some(Details::Transform(TransformDetails {
+        warehouse: wh.backend().into(),
+        inserted,
+        updated,
+        tests_passed: passed,
+        tests_warned: warned,
+        tests_failed: failed.len() as u64,
+        models,
+        tests,
+    }));
     if failed.is_empty() {
-        metrics.status = "transformed".into();
+        metrics.status = Status::Transformed;
     } else {
-        metrics.status = "tests_failed".into();
+        metrics.status = Status::TestsFailed;
         metrics.exit_code = ExitCode::DataRejected.code();
         metrics.error = Some(format!("data tests failed: {}", failed.join(", ")));
     }
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
     Ok(metrics)
 }

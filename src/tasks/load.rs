@@ -5,22 +5,22 @@
 //! partition came from, so a re-run with an unchanged file does nothing,
 //! even from a fresh pod with a fresh metadata database.
 
-use std::time::Instant;
-
 use anyhow::Result;
 use chrono::NaiveDate;
 use tracing::info;
 
 use crate::catalog::{Dataset, Zone};
+use crate::cli::LoadArgs;
 use crate::context::Context;
+use crate::digest::is_md5_hex;
 use crate::exit;
-use crate::metrics::TaskMetrics;
-use crate::storage::{ObjectStore, is_md5_hex};
+use crate::metrics::{Details, LoadDetails, Status, Task, TaskMetrics};
+use crate::storage::ObjectStore;
 use crate::warehouse::{self, Warehouse, count, date_literal, raw_table};
 
-pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMetrics> {
-    let clock = Instant::now();
-    let mut metrics = TaskMetrics::new("load", Some(dataset.to_string()), Some(ds.to_string()));
+pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
+    let (dataset, ds) = (args.target.dataset, args.target.ds);
+    let mut metrics = ctx.metrics(Task::Load, Some(dataset), Some(ds));
     let key = dataset.object_key(Zone::Valid, ds);
     // Never an empty or foreign MD5: the store's word only when it is well
     // formed, the bytes' hash otherwise.
@@ -43,27 +43,27 @@ pub fn run(ctx: &mut Context, dataset: Dataset, ds: NaiveDate) -> Result<TaskMet
     let (status, rows, replaced) = match same_file {
         Some(row) => {
             let rows = row.get(1).cloned().flatten().and_then(|n| n.parse().ok());
-            ("already_loaded", rows.unwrap_or(0), 0)
+            (Status::AlreadyLoaded, rows.unwrap_or(0), 0)
         }
         None => {
             let (rows, replaced) = warehouse::in_transaction(wh, |wh| {
                 replace_partition(wh, dataset, ds, ctx.lake.as_ref(), &key, &md5)
             })?;
-            ("loaded", rows, replaced)
+            (Status::Loaded, rows, replaced)
         }
     };
-    info!(%dataset, %ds, table, status, rows, replaced, "loaded");
+    info!(%dataset, %ds, table, %status, rows, replaced, "loaded");
 
-    metrics.status = status.into();
+    metrics.status = status;
     metrics.rows_in = rows;
     metrics.rows_out = rows;
     metrics.outputs.insert("table".into(), table);
     metrics.outputs.insert("source".into(), ctx.lake.url(&key));
-    let extra = &mut metrics.extra;
-    extra.insert("warehouse".into(), wh.backend().into());
-    extra.insert("replaced_rows".into(), replaced.into());
-    extra.insert("content_md5".into(), md5.into());
-    metrics.duration_ms = clock.elapsed().as_millis() as u64;
+    metrics.details = Some(Details::Load(LoadDetails {
+        warehouse: wh.backend().into(),
+        replaced_rows: replaced,
+        content_md5: md5,
+    }));
     Ok(metrics)
 }
 

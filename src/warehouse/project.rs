@@ -9,11 +9,11 @@ include!(concat!(env!("OUT_DIR"), "/sql_files.rs"));
 
 /// The Snowflake setup script; its CREATE SCHEMA / CREATE TABLE statements
 /// are also the DuckDB schema.
-pub const SETUP: &str = "snowflake/setup.sql";
+pub(crate) const SETUP: &str = "snowflake/setup.sql";
 
 /// A schema a model builds into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Layer {
+pub(crate) enum Layer {
     /// `CREATE OR REPLACE TABLE STG.<model> AS ...` for the ds.
     Staging,
     /// `MERGE INTO MART.<model> ...`: incremental.
@@ -21,7 +21,7 @@ pub enum Layer {
 }
 
 impl Layer {
-    pub fn schema(self) -> &'static str {
+    pub(crate) fn schema(self) -> &'static str {
         match self {
             Layer::Staging => "STG",
             Layer::Mart => "MART",
@@ -30,7 +30,7 @@ impl Layer {
 }
 
 #[derive(Clone, Debug)]
-pub struct Model {
+pub(crate) struct Model {
     pub name: String,
     pub layer: Layer,
     /// `SCHEMA.TABLE` the model writes, upper case.
@@ -42,19 +42,19 @@ pub struct Model {
 
 /// Whether a failing test fails the transform or only warns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warn,
 }
 
 #[derive(Clone, Debug)]
-pub struct DataTest {
+pub(crate) struct DataTest {
     pub name: String,
     pub sql: &'static str,
     pub severity: Severity,
 }
 
-pub fn file(path: &str) -> &'static str {
+pub(crate) fn file(path: &str) -> &'static str {
     SQL_FILES
         .iter()
         .find(|(p, _)| *p == path)
@@ -73,7 +73,7 @@ fn files_in(dir: &str) -> impl Iterator<Item = (&'static str, &'static str)> + '
 
 /// Every model, in an order where each runs after the models it reads:
 /// staging before marts, then by dependency, then by name.
-pub fn models() -> Result<Vec<Model>> {
+pub(crate) fn models() -> Result<Vec<Model>> {
     let mut all = Vec::new();
     for (dir, layer) in [
         ("models/staging", Layer::Staging),
@@ -149,7 +149,7 @@ fn references(sql: &str) -> Vec<String> {
 
 /// `sql` with every whole mention of the table `from` (`SCHEMA.NAME`, any
 /// case) replaced by `to`.
-pub fn rename_table(sql: &str, from: &str, to: &str) -> String {
+pub(crate) fn rename_table(sql: &str, from: &str, to: &str) -> String {
     let upper = sql.to_ascii_uppercase();
     let from = from.to_ascii_uppercase();
     let bytes = upper.as_bytes();
@@ -172,7 +172,7 @@ pub fn rename_table(sql: &str, from: &str, to: &str) -> String {
 
 /// The data tests: queries returning offending rows. A `-- severity: warn`
 /// line makes a test warn instead of fail.
-pub fn tests() -> Vec<DataTest> {
+pub(crate) fn tests() -> Vec<DataTest> {
     files_in("tests")
         .map(|(stem, sql)| DataTest {
             name: stem.to_string(),
@@ -191,7 +191,7 @@ pub fn tests() -> Vec<DataTest> {
 
 /// Fills `{{ name }}` placeholders; an unknown name is an error, so a typo
 /// in a model never reaches the warehouse.
-pub fn render(sql: &str, vars: &[(&str, &str)]) -> Result<String> {
+pub(crate) fn render(sql: &str, vars: &[(&str, &str)]) -> Result<String> {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(open) = rest.find("{{") {
@@ -235,7 +235,7 @@ fn strip_comments(sql: &str) -> String {
 
 /// The statements of a script, without comments, split on `;` outside
 /// string literals (the Snowflake API takes one statement per request).
-pub fn statements(sql: &str) -> Vec<String> {
+pub(crate) fn statements(sql: &str) -> Vec<String> {
     let text = strip_comments(sql);
     let mut out = Vec::new();
     let mut current = String::new();

@@ -1,6 +1,8 @@
 //! Data-quality checks as vectorised Polars expressions, derived from the
 //! catalogue. Each check yields a boolean column that is true where a row
-//! fails it; nothing loops over rows.
+//! fails it; nothing loops over rows. `split` applies them to a file.
+
+pub(crate) mod split;
 
 use std::collections::HashMap;
 
@@ -8,28 +10,44 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::catalog::{Column as Spec, ColumnType, Dataset, Rule};
-use crate::metadata::CheckResult;
+use crate::digest::md5_hex;
 
-pub const EMAIL_PATTERN: &str =
+pub(crate) const EMAIL_PATTERN: &str =
     r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$";
-pub const UUID_PATTERN: &str =
+pub(crate) const UUID_PATTERN: &str =
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 const TRUE_WORDS: &[&str] = &["true", "t", "1", "yes", "y"];
 const FALSE_WORDS: &[&str] = &["false", "f", "0", "no", "n"];
 
 /// Name of the typed copy of a raw column while checks run.
-pub fn typed(name: &str) -> String {
+pub(crate) fn typed(name: &str) -> String {
     format!("__typed_{name}")
 }
 
 /// Name of the failure flag of check `i`.
-pub fn flag(i: usize) -> String {
+pub(crate) fn flag(i: usize) -> String {
     format!("__fail_{i}")
 }
 
+/// A check's outcome on one file, as dq_checks records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CheckResult {
+    pub check: &'static str,
+    pub column: String,
+    pub rule: String,
+    pub failed_rows: u64,
+}
+
+impl CheckResult {
+    /// MD5 of the failure pattern: what failed, never how often or when.
+    pub(crate) fn signature(&self, dataset: Dataset) -> String {
+        md5_hex(format!("{dataset}|{}|{}|{}", self.check, self.column, self.rule).as_bytes())
+    }
+}
+
 /// One check: what it is (for dq_checks and signatures) and its flag.
-pub struct Check {
+pub(crate) struct Check {
     pub check: &'static str,
     pub column: &'static str,
     pub rule: String,
@@ -37,7 +55,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn result(&self, failed_rows: u64) -> CheckResult {
+    pub(crate) fn result(&self, failed_rows: u64) -> CheckResult {
         CheckResult {
             check: self.check,
             column: self.column.to_string(),
@@ -47,7 +65,7 @@ impl Check {
     }
 
     /// The label a quarantined row carries for this check.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}:{}", self.check, self.column)
     }
 }
@@ -58,7 +76,7 @@ fn values_list(values: &[&str]) -> Expr {
 
 /// Casts a raw column to its catalogue type. Values that cannot be cast
 /// become null; the `type_cast` check reports them.
-pub fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
+pub(crate) fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
     let raw = col(spec.name);
     let text = || raw.clone().cast(DataType::String);
     match (spec.ty, raw_type) {
@@ -122,8 +140,8 @@ fn to_timestamp(raw: &Expr, format: &str) -> Expr {
 
 /// True where a value occurs for the first time (and for nulls), like
 /// Polars' `is_first_distinct`, whose hash set starts empty: growing it
-/// re-reads every key from memory at each doubling, which cost a tenth of
-/// validating 1M contacts. Sized up front, each key is hashed once.
+/// re-reads every key from memory at each doubling (README, "Why the code
+/// is shaped so"). Sized up front, each key is hashed once.
 fn first_occurrences(column: Column) -> PolarsResult<Column> {
     let text = column.cast(&DataType::String)?;
     let values = text.str()?;
@@ -132,7 +150,7 @@ fn first_occurrences(column: Column) -> PolarsResult<Column> {
     Ok(BooleanChunked::from_iter_values(column.name().clone(), first).into_column())
 }
 
-pub fn data_type(ty: ColumnType) -> DataType {
+pub(crate) fn data_type(ty: ColumnType) -> DataType {
     match ty {
         ColumnType::Text => DataType::String,
         ColumnType::Bool => DataType::Boolean,
@@ -145,7 +163,11 @@ pub fn data_type(ty: ColumnType) -> DataType {
 
 /// Every check for a dataset, over raw columns and their `typed` copies.
 /// `references` holds the raw keys of each referenced dataset.
-pub fn plan(dataset: Dataset, ds: NaiveDate, references: &HashMap<Dataset, Series>) -> Vec<Check> {
+pub(crate) fn plan(
+    dataset: Dataset,
+    ds: NaiveDate,
+    references: &HashMap<Dataset, Series>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     for spec in dataset.columns() {
         let raw = col(spec.name);
@@ -255,37 +277,20 @@ mod tests {
         NaiveDate::from_ymd_opt(2025, 5, 25).unwrap()
     }
 
-    /// Runs every check of `dataset` on `raw` and returns failures by label.
+    /// Runs every check of `dataset` on `raw`, as validate does, and
+    /// returns the failing rows by check label.
     fn failures(
         dataset: Dataset,
         raw: DataFrame,
         refs: &HashMap<Dataset, Series>,
-    ) -> HashMap<String, u32> {
-        let schema = raw.schema().clone();
-        let typed_cols: Vec<Expr> = dataset
-            .columns()
-            .iter()
-            .map(|s| cast_to_type(s, schema.get(s.name).unwrap()).alias(typed(s.name)))
-            .collect();
-        let checks = plan(dataset, ds(), refs);
-        let flags: Vec<Expr> = checks
+    ) -> HashMap<String, u64> {
+        let flagged = split::cast_and_flag(dataset, ds(), raw, refs).unwrap();
+        flagged
+            .checks()
             .iter()
             .enumerate()
-            .map(|(i, c)| c.fails.clone().cast(DataType::UInt32).sum().alias(flag(i)))
-            .collect();
-        let out = raw
-            .lazy()
-            .with_columns(typed_cols)
-            .select(flags)
-            .collect()
-            .unwrap();
-        checks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let n = out.column(&flag(i)).unwrap().u32().unwrap().get(0).unwrap();
-                (n > 0).then(|| (c.label(), n))
-            })
+            .map(|(i, c)| (c.label(), flagged.failed_rows(i)))
+            .filter(|(_, n)| *n > 0)
             .collect()
     }
 
@@ -420,7 +425,7 @@ mod tests {
             ],
         );
         let got = failures(Dataset::Contacts, raw, &HashMap::new());
-        let expected: HashMap<String, u32> = [
+        let expected: HashMap<String, u64> = [
             ("not_null:contact_id", 1),
             ("unique:contact_id", 1),
             ("uuid_format:contact_id", 1),
@@ -484,7 +489,7 @@ mod tests {
             ],
         );
         let got = failures(Dataset::WebsiteActivity, raw, &refs);
-        let expected: HashMap<String, u32> = [
+        let expected: HashMap<String, u64> = [
             ("foreign_key:contact_id", 1),
             ("foreign_key:page_id", 1),
             ("range:session_duration", 1),

@@ -1,0 +1,195 @@
+//! Readers of raw files. They never panic on bad bytes: every failure
+//! comes back as a one-line reason that validate turns into a rejection.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Result, anyhow};
+use polars::prelude::*;
+use polars_parquet::write::ParquetType;
+
+use crate::catalog::Format;
+use crate::exit::first_line;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Parses raw bytes. CSV comes back all-text (validate casts it); NDJSON
+/// with inferred types; Parquet with its own types. A UTF-8 byte-order mark
+/// is harmless and skipped. Input the parsers could not survive is refused
+/// first: NDJSON nested deeper than `MAX_NESTING`, Parquet declaring more
+/// than `max_decompressed_bytes` or holding nested columns.
+pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) -> Result<DataFrame> {
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(anyhow!("file is empty"));
+    }
+    match format {
+        Format::NdJson => check_nesting(bytes)?,
+        Format::Parquet => check_parquet_footer(bytes, max_decompressed_bytes)?,
+        Format::Csv => {}
+    }
+    let parsed = contained(|| match format {
+        Format::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .with_raise_if_empty(true)
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish(),
+        Format::NdJson => JsonReader::new(Cursor::new(bytes))
+            .with_json_format(JsonFormat::JsonLines)
+            .infer_schema_len(None)
+            .finish(),
+        Format::Parquet => ParquetReader::new(Cursor::new(bytes)).finish(),
+    });
+    match parsed {
+        Ok(Ok(frame)) => Ok(frame),
+        Ok(Err(e)) => Err(anyhow!(
+            "unreadable .{} file: {}",
+            format.extension(),
+            first_line(&e.to_string())
+        )),
+        Err(_) => Err(anyhow!(
+            "unreadable .{} file: the parser gave up on malformed input",
+            format.extension()
+        )),
+    }
+}
+
+/// Parsers of hostile bytes running now, on any thread.
+static CONTAINING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs a parser on hostile bytes, turning a panic into an `Err`. Polars
+/// 0.55's Parquet decoders `expect` well-formed input in places (the
+/// footer's thrift, page headers, dictionary indices) and panic on corrupt
+/// files, on the calling thread or on its worker threads, which re-raise
+/// it here. What can be checked from the footer is checked before Polars
+/// reads a page; the rest is contained. `panic_is_contained` lets the panic
+/// hook log such a panic as the parser failure it is, not as a bug.
+fn contained<T>(parse: impl FnOnce() -> T) -> std::thread::Result<T> {
+    CONTAINING.fetch_add(1, Ordering::SeqCst);
+    let result = catch_unwind(AssertUnwindSafe(parse));
+    CONTAINING.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// Whether a parser of hostile bytes is running: a task parses one file at
+/// a time, so a panic now is that parser's.
+pub(crate) fn panic_is_contained() -> bool {
+    CONTAINING.load(Ordering::SeqCst) > 0
+}
+
+/// Deepest `[`/`{` nesting accepted in NDJSON. Source rows are flat; the
+/// parser recurses per level, and 200k levels overflow its stack.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// Refuses JSON nested deeper than `MAX_NESTING`, outside strings.
+fn check_nesting(bytes: &[u8]) -> Result<()> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (line, text) in bytes.split(|b| *b == b'\n').enumerate() {
+        for &b in text {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(anyhow!(
+                            "unreadable .jsonl file: line {} is nested deeper than {MAX_NESTING} levels",
+                            line + 1
+                        ));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        // Every NDJSON line is a document of its own.
+        (depth, in_string, escaped) = (0, false, false);
+    }
+    Ok(())
+}
+
+/// Refuses a Parquet file whose footer declares more uncompressed data than
+/// the limit (a decompression bomb) or nested columns (never source data).
+fn check_parquet_footer(bytes: &[u8], max_decompressed_bytes: u64) -> Result<()> {
+    let metadata = contained(|| {
+        ParquetReader::new(Cursor::new(bytes))
+            .get_metadata()
+            .cloned()
+    });
+    let metadata = match metadata {
+        Ok(Ok(metadata)) => metadata,
+        Ok(Err(e)) => {
+            return Err(anyhow!(
+                "unreadable .parquet file: {}",
+                first_line(&e.to_string())
+            ));
+        }
+        Err(_) => return Err(anyhow!("unreadable .parquet file: malformed footer")),
+    };
+    // The parser slices column chunks by the footer's offsets without
+    // checking them (and panics on one past the end): check them here.
+    let file_len = bytes.len() as u64;
+    let outside = metadata
+        .row_groups
+        .iter()
+        .flat_map(|g| g.byte_ranges_iter())
+        .any(|range| range.start > range.end || range.end > file_len);
+    if outside {
+        return Err(anyhow!(
+            "unreadable .parquet file: a column chunk lies outside the file (truncated or corrupt)"
+        ));
+    }
+    let declared: u64 = metadata
+        .row_groups
+        .iter()
+        .map(|g| {
+            let columns: u64 = g
+                .parquet_columns()
+                .iter()
+                .map(|c| c.uncompressed_size().max(0) as u64)
+                .sum();
+            columns.max(g.total_byte_size() as u64)
+        })
+        .sum();
+    if declared > max_decompressed_bytes {
+        return Err(anyhow!(
+            "unreadable .parquet file: it declares {declared} uncompressed bytes, over the limit of {} \
+             (PIPELINE_MAX_DECOMPRESSED_BYTES)",
+            max_decompressed_bytes
+        ));
+    }
+    if let Some(nested) = metadata
+        .schema_descr
+        .fields()
+        .iter()
+        .find(|f| !matches!(f, ParquetType::PrimitiveType(_)))
+    {
+        return Err(anyhow!(
+            "unreadable .parquet file: column {} is nested; source columns must be flat",
+            nested.name()
+        ));
+    }
+    // Polars builds each row group's frame from its columns and unwraps
+    // the result, so columns disagreeing with the row count panic there.
+    let ragged = metadata.row_groups.iter().any(|g| {
+        g.parquet_columns()
+            .iter()
+            .any(|c| c.num_values() != g.num_rows() as i64)
+    });
+    if ragged {
+        return Err(anyhow!(
+            "unreadable .parquet file: a column holds a different number of values than its row group's row count"
+        ));
+    }
+    Ok(())
+}
