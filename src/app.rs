@@ -14,7 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::cli::{Cli, Command, TaskCommand};
-use crate::context::Context;
+use crate::context::{self, Context};
 use crate::exit::{self, ExitCode};
 use crate::metrics::{AirflowRun, TaskMetrics};
 use crate::settings::Settings;
@@ -23,14 +23,11 @@ use crate::{describe, formats, redact, tasks};
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let settings = Settings::resolve(&cli.settings);
     let command = match &cli.command {
-        Command::Describe => {
-            print!("{}", describe::to_json());
-            return std::process::ExitCode::SUCCESS;
-        }
+        Command::Describe => return describe(settings),
         Command::Task(command) => command,
     };
-    let settings = Settings::resolve(&cli.settings);
     let mut secrets = settings
         .as_ref()
         .map(Settings::secret_values)
@@ -83,8 +80,23 @@ fn emit(metrics: &TaskMetrics, xcom_file: Option<&Path>) -> Result<()> {
 }
 
 fn execute(settings: &Settings, command: &TaskCommand) -> Result<TaskMetrics> {
-    let mut ctx = Context::open(settings)?;
+    let catalogue = context::catalogue(settings)?;
+    let mut ctx = Context::open(settings, catalogue)?;
     tasks::run(&mut ctx, command)
+}
+
+/// Prints the interface, with the datasets of the contracts in effect.
+fn describe(settings: Result<Settings>) -> std::process::ExitCode {
+    match settings.and_then(|s| context::catalogue(&s)) {
+        Ok(catalogue) => {
+            print!("{}", describe::to_json(catalogue));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("marketing-pipeline describe: {}", exit::one_line(&err));
+            std::process::ExitCode::from(exit::code_of(&err).code() as u8)
+        }
+    }
 }
 
 fn failed(command: &TaskCommand, airflow: &AirflowRun, err: &anyhow::Error) -> TaskMetrics {

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use chrono::NaiveDate;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
-use crate::catalog::Dataset;
 use crate::exit::ExitCode;
 use crate::metrics::Task;
 
@@ -96,6 +94,15 @@ pub(crate) struct GlobalArgs {
         global = true
     )]
     pub xcom_file: Option<PathBuf>,
+    /// Data contracts that replace or extend the embedded ones (dbt sources
+    /// YAML): a file, a folder of .yml files, or an s3:// object.
+    #[arg(
+        long,
+        env = "PIPELINE_CONTRACTS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub contracts: Option<String>,
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -179,12 +186,12 @@ impl TaskCommand {
 
     /// The dataset and logical date the command names, for the metrics of
     /// a task that did not finish.
-    pub(crate) fn target(&self) -> (Option<Dataset>, Option<NaiveDate>) {
+    pub(crate) fn target(&self) -> (Option<&str>, Option<NaiveDate>) {
         match self {
             TaskCommand::Generate(GenerateArgs { target, .. })
             | TaskCommand::Validate(ValidateArgs { target, .. })
             | TaskCommand::Upload(UploadArgs { target })
-            | TaskCommand::Load(LoadArgs { target }) => (Some(target.dataset), Some(target.ds)),
+            | TaskCommand::Load(LoadArgs { target }) => (Some(&target.dataset), Some(target.ds)),
             TaskCommand::Transform(args) => (None, Some(args.ds)),
             TaskCommand::Run(args) => (None, args.ds.or(args.from)),
             TaskCommand::Setup(_) | TaskCommand::Sql(_) => (None, None),
@@ -192,11 +199,11 @@ impl TaskCommand {
     }
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct Target {
-    /// The dataset, from the catalogue (`describe` lists them).
-    #[arg(value_parser = dataset_parser())]
-    pub dataset: Dataset,
+    /// A dataset of the contracts (`describe` lists them).
+    #[arg(value_parser = dataset_name)]
+    pub dataset: String,
     /// The logical date, YYYY-MM-DD.
     #[arg(long, value_parser = parse_ds)]
     pub ds: NaiveDate,
@@ -227,7 +234,7 @@ pub(crate) struct ValidateOptions {
     pub max_invalid_ratio: f64,
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct GenerateArgs {
     #[command(flatten)]
     pub target: Target,
@@ -238,7 +245,7 @@ pub(crate) struct GenerateArgs {
     pub force: bool,
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct ValidateArgs {
     #[command(flatten)]
     pub target: Target,
@@ -249,13 +256,13 @@ pub(crate) struct ValidateArgs {
     pub force: bool,
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct UploadArgs {
     #[command(flatten)]
     pub target: Target,
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct LoadArgs {
     #[command(flatten)]
     pub target: Target,
@@ -371,10 +378,17 @@ fn parse_positive(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a positive whole number"))
 }
 
-/// The datasets of the catalogue, listed in `--help` and in errors.
-fn dataset_parser() -> impl TypedValueParser<Value = Dataset> {
-    PossibleValuesParser::new(Dataset::ALL.map(Dataset::name))
-        .map(|name| Dataset::from_name(&name).expect("one of the possible values"))
+/// A dataset's name: a plain identifier (it becomes a path segment and a
+/// table name); whether the contracts declare it is checked once they are
+/// read.
+fn dataset_name(s: &str) -> Result<String, String> {
+    let plain = !s.is_empty()
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    plain
+        .then(|| s.to_string())
+        .ok_or_else(|| format!("{s:?} is not a dataset name (lowercase letters, digits and _)"))
 }
 
 fn parse_scale_factor(s: &str) -> Result<f64, String> {

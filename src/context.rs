@@ -8,8 +8,9 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use tracing::warn;
 
-use crate::catalog::Dataset;
+use crate::catalog::{Catalogue, Dataset};
 use crate::cli::Limits;
+use crate::exit;
 use crate::metadata::{Metadata, StageRecord, now};
 use crate::metrics::{AirflowRun, Task, TaskMetrics};
 use crate::settings::Settings;
@@ -17,6 +18,7 @@ use crate::storage::{self, ObjectStore};
 use crate::warehouse::LazyWarehouse;
 
 pub(crate) struct Context {
+    pub catalogue: &'static Catalogue,
     pub landing: Box<dyn ObjectStore>,
     pub lake: Box<dyn ObjectStore>,
     pub metadata: Metadata,
@@ -26,14 +28,27 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn open(settings: &Settings) -> Result<Self> {
+    pub(crate) fn open(settings: &Settings, catalogue: &'static Catalogue) -> Result<Self> {
         Ok(Self {
+            catalogue,
             landing: storage::open(&settings.landing_url, "PIPELINE_LANDING_URL", &settings.s3)?,
             lake: storage::open(&settings.lake_url, "PIPELINE_LAKE_URL", &settings.s3)?,
             metadata: Metadata::open(&settings.metadata_url, settings.limits.metadata_timeout_s)?,
             warehouse: LazyWarehouse::new(settings),
             limits: settings.limits,
             airflow: settings.airflow.clone(),
+        })
+    }
+
+    /// The dataset of the contracts that `name` names; a usage error (2)
+    /// listing them when none does.
+    pub(crate) fn dataset(&self, name: &str) -> Result<Dataset> {
+        self.catalogue.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.catalogue.datasets().iter().map(|d| d.name()).collect();
+            exit::usage(format!(
+                "unknown dataset {name:?}; the contracts declare: {}",
+                known.join(", ")
+            ))
         })
     }
 
@@ -131,4 +146,59 @@ impl Stage {
             &self.started_at,
         )
     }
+}
+
+/// The catalogue: the embedded contracts, replaced or extended by the
+/// contracts `PIPELINE_CONTRACTS` names (a file, a folder of `.yml`/`.yaml`
+/// files read in name order, or an `s3://` object). A contract that cannot
+/// be read or is malformed is a configuration error naming it.
+pub(crate) fn catalogue(settings: &Settings) -> Result<&'static Catalogue> {
+    let files = match settings.contracts.as_deref() {
+        None => Vec::new(),
+        Some(location) => read_contracts(location, settings)?,
+    };
+    Catalogue::load(&files).map_err(|e| exit::config(format!("PIPELINE_CONTRACTS: {e}")))
+}
+
+fn read_contracts(location: &str, settings: &Settings) -> Result<Vec<(String, String)>> {
+    let unreadable = |what: &str, e: &dyn std::fmt::Display| {
+        exit::config(format!("PIPELINE_CONTRACTS: cannot read {what}: {e}"))
+    };
+    if location.starts_with("s3://") {
+        let (folder, name) = location
+            .rsplit_once('/')
+            .filter(|(folder, name)| folder.len() > "s3://".len() && is_yaml(name))
+            .ok_or_else(|| {
+                exit::config(format!(
+                    "PIPELINE_CONTRACTS: {location} is not an s3://BUCKET/KEY.yml object"
+                ))
+            })?;
+        let store = storage::open(folder, "PIPELINE_CONTRACTS", &settings.s3)?;
+        let bytes = store
+            .get(name)?
+            .ok_or_else(|| exit::config(format!("PIPELINE_CONTRACTS: no object {location}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| unreadable(location, &e))?;
+        return Ok(vec![(location.to_string(), text)]);
+    }
+    let path = std::path::Path::new(location.strip_prefix("file://").unwrap_or(location));
+    let mut paths = match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_yaml))
+            .collect(),
+        Err(_) => vec![path.to_path_buf()],
+    };
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| unreadable(&p.display().to_string(), &e))?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yml") || name.ends_with(".yaml")
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::Dataset;
+use crate::catalog::Catalogue;
 use crate::exit::{AirflowAction, ExitCode};
 use crate::metrics::{Status, Task};
 
@@ -44,7 +44,7 @@ struct DatasetEntry {
     references: Vec<&'static str>,
 }
 
-pub(crate) fn interface() -> Interface {
+pub(crate) fn interface(catalogue: &Catalogue) -> Interface {
     Interface {
         binary: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -66,7 +66,8 @@ pub(crate) fn interface() -> Interface {
                 meaning: code.meaning(),
             })
             .collect(),
-        datasets: Dataset::ALL
+        datasets: catalogue
+            .datasets()
             .iter()
             .map(|&dataset| DatasetEntry {
                 name: dataset.name(),
@@ -84,6 +85,6 @@ pub(crate) fn interface() -> Interface {
 }
 
 /// The interface, pretty-printed as the committed copy is.
-pub(crate) fn to_json() -> String {
-    serde_json::to_string_pretty(&interface()).expect("the interface serialises") + "\n"
+pub(crate) fn to_json(catalogue: &Catalogue) -> String {
+    serde_json::to_string_pretty(&interface(catalogue)).expect("the interface serialises") + "\n"
 }

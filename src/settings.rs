@@ -17,6 +17,8 @@ pub(crate) struct Settings {
     pub metadata_url: String,
     pub warehouse_url: String,
     pub limits: Limits,
+    /// `PIPELINE_CONTRACTS`: contracts replacing or extending the embedded ones.
+    pub contracts: Option<String>,
     pub s3: S3Tuning,
     /// Seconds a task waits for another process's lock on the DuckDB file.
     pub duckdb_lock_timeout_s: u64,
@@ -109,6 +111,7 @@ impl Settings {
             metadata_url: args.metadata_url.clone(),
             warehouse_url: args.warehouse_url.clone(),
             limits: args.limits,
+            contracts: args.contracts.clone(),
             s3: {
                 let d = S3Tuning::DEFAULT;
                 let mib = |name: &str, default: usize| {

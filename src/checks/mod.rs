@@ -190,7 +190,7 @@ pub(crate) fn plan(
         if !spec.nullable {
             add("not_null", "not null".into(), raw.is_null());
         }
-        if spec.name == dataset.key() {
+        if spec.is_unique() {
             add(
                 "unique",
                 "unique key".into(),
@@ -214,6 +214,8 @@ pub(crate) fn plan(
         }
         for rule in spec.rules {
             let (check, rule_text, ok) = match *rule {
+                // Checked above, in its place before freshness.
+                Rule::Unique => continue,
                 Rule::Email => (
                     "email_format",
                     "email".to_string(),
@@ -245,14 +247,18 @@ pub(crate) fn plan(
                     format!("one of {}", values.join(",")),
                     value.clone().is_in(values_list(values), false),
                 ),
-                Rule::References(target) => {
+                Rule::References {
+                    dataset: target,
+                    field,
+                } => {
                     let keys = references
-                        .get(&target)
-                        .cloned()
+                        .iter()
+                        .find(|(d, _)| d.name() == target)
+                        .map(|(_, keys)| keys.clone())
                         .unwrap_or_else(|| Series::new_empty(PlSmallStr::EMPTY, &DataType::String));
                     (
                         "foreign_key",
-                        format!("references {target}.{}", target.key()),
+                        format!("references {target}.{field}"),
                         value.clone().is_in(lit(keys).implode(false), false),
                     )
                 }
@@ -333,7 +339,7 @@ mod tests {
     #[test]
     fn clean_contacts_pass_every_check() {
         let raw = frame(
-            Dataset::Contacts,
+            Dataset::named("contacts"),
             vec![
                 contact(
                     Some(GOOD_UUID),
@@ -351,13 +357,13 @@ mod tests {
                 ),
             ],
         );
-        assert!(failures(Dataset::Contacts, raw, &HashMap::new()).is_empty());
+        assert!(failures(Dataset::named("contacts"), raw, &HashMap::new()).is_empty());
     }
 
     #[test]
     fn each_contact_defect_fails_exactly_its_check() {
         let raw = frame(
-            Dataset::Contacts,
+            Dataset::named("contacts"),
             vec![
                 contact(
                     Some(GOOD_UUID),
@@ -424,7 +430,7 @@ mod tests {
                 ),
             ],
         );
-        let got = failures(Dataset::Contacts, raw, &HashMap::new());
+        let got = failures(Dataset::named("contacts"), raw, &HashMap::new());
         let expected: HashMap<String, u64> = [
             ("not_null:contact_id", 1),
             ("unique:contact_id", 1),
@@ -468,9 +474,18 @@ mod tests {
     #[test]
     fn ranges_foreign_keys_and_consistency() {
         let refs: HashMap<Dataset, Series> = [
-            (Dataset::Contacts, Series::new("k".into(), [GOOD_UUID])),
-            (Dataset::Campaigns, Series::new("k".into(), ["cmp_001"])),
-            (Dataset::Pages, Series::new("k".into(), ["page_001"])),
+            (
+                Dataset::named("contacts"),
+                Series::new("k".into(), [GOOD_UUID]),
+            ),
+            (
+                Dataset::named("campaigns"),
+                Series::new("k".into(), ["cmp_001"]),
+            ),
+            (
+                Dataset::named("pages"),
+                Series::new("k".into(), ["page_001"]),
+            ),
         ]
         .into_iter()
         .collect();
@@ -478,7 +493,7 @@ mod tests {
             .map(|i| format!("{i}1111111-2222-4333-8444-555555555555"))
             .collect();
         let raw = frame(
-            Dataset::WebsiteActivity,
+            Dataset::named("website_activity"),
             vec![
                 session(&ids[0], Some(GOOD_UUID), "page_001", "12.5", "1", "true"),
                 session(&ids[1], None, "page_001", "30", "3", "false"),
@@ -488,7 +503,7 @@ mod tests {
                 session(&ids[5], None, "page_001", "5", "2", "true"),
             ],
         );
-        let got = failures(Dataset::WebsiteActivity, raw, &refs);
+        let got = failures(Dataset::named("website_activity"), raw, &refs);
         let expected: HashMap<String, u64> = [
             ("foreign_key:contact_id", 1),
             ("foreign_key:page_id", 1),
@@ -510,7 +525,7 @@ mod tests {
             df!("contact_id" => [Some("a"), None, Some("b"), Some("c")]).unwrap(),
         )
         .unwrap();
-        let plan = plan(Dataset::Contacts, ds(), &HashMap::new());
+        let plan = plan(Dataset::named("contacts"), ds(), &HashMap::new());
         let unique = plan.iter().find(|c| c.check == "unique").unwrap();
         let out = keys
             .lazy()
@@ -525,7 +540,9 @@ mod tests {
 
     #[test]
     fn integral_floats_cast_to_int_and_fractions_do_not() {
-        let spec = Dataset::WebsiteActivity.column("pages_viewed").unwrap();
+        let spec = Dataset::named("website_activity")
+            .column("pages_viewed")
+            .unwrap();
         let frame = df!("pages_viewed" => [2.0f64, 2.5]).unwrap();
         let out = frame
             .lazy()

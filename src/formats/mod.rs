@@ -307,7 +307,11 @@ mod fuzz {
     ];
 
     fn contacts_header() -> Vec<u8> {
-        let names: Vec<&str> = Dataset::Contacts.columns().iter().map(|c| c.name).collect();
+        let names: Vec<&str> = Dataset::named("contacts")
+            .columns()
+            .iter()
+            .map(|c| c.name)
+            .collect();
         format!("{}\n", names.join(",")).into_bytes()
     }
 

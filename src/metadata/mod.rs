@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn a_signature_is_new_for_its_ds_until_another_ds_sees_it() {
         let (_dir, mut meta) = open_temp();
-        let contacts = Dataset::Contacts;
+        let contacts = Dataset::named("contacts");
         let new = |meta: &mut Metadata, day, rows| {
             meta.record_checks(contacts, ds(day), &[failing(rows)], 10, None)
                 .unwrap()
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn a_retry_of_the_same_airflow_run_reports_again_and_a_later_run_does_not() {
         let (_dir, mut meta) = open_temp();
-        let contacts = Dataset::Contacts;
+        let contacts = Dataset::named("contacts");
         let first = meta
             .record_checks(contacts, ds(25), &[failing(3)], 10, Some("run-1"))
             .unwrap();

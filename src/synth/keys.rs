@@ -7,7 +7,7 @@ use rand::RngExt;
 
 use super::*;
 
-pub(super) fn random_keys(params: &GenParams, dataset: Dataset, rows: usize) -> Vec<u128> {
+pub(super) fn random_keys(params: &GenParams, dataset: Builtin, rows: usize) -> Vec<u128> {
     let mut rng = params.rng(dataset, KEYS);
     (0..rows).map(|_| rng.random::<u128>()).collect()
 }
@@ -54,9 +54,9 @@ pub(super) fn key_column(name: &str, facts: &Facts, rows: Range<usize>) -> Colum
 /// Contact ids that validation will accept: facts reference only these, so
 /// a defective contact never cascades into a foreign-key failure.
 pub(super) fn clean_contact_ids(params: &GenParams) -> Vec<u128> {
-    let rows = params.rows(Dataset::Contacts);
-    let plan = DefectPlan::new(params, Dataset::Contacts, rows);
-    random_keys(params, Dataset::Contacts, rows)
+    let rows = params.rows(Builtin::Contacts);
+    let plan = DefectPlan::new(params, Builtin::Contacts, rows);
+    random_keys(params, Builtin::Contacts, rows)
         .into_iter()
         .enumerate()
         .filter(|&(row, _)| plan.at(row).is_none())

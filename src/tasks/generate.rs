@@ -10,9 +10,10 @@ use tracing::info;
 use crate::catalog::Format;
 use crate::cli::GenerateArgs;
 use crate::context::{Context, Stage};
+use crate::exit;
 use crate::formats;
 use crate::metrics::{Details, GenerateDetails, Status, Task, TaskMetrics};
-use crate::synth::{self, GenParams};
+use crate::synth::{self, Builtin, GenParams};
 
 pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics> {
     let ctx = &*ctx;
@@ -20,8 +21,15 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
         target,
         options,
         force,
-    } = *args;
-    let (dataset, ds) = (target.dataset, target.ds);
+    } = args;
+    let (dataset, ds) = (ctx.dataset(&target.dataset)?, target.ds);
+    let builtin = Builtin::of(dataset).ok_or_else(|| {
+        exit::usage(format!(
+            "generate has no synthetic generator for {dataset}: it makes the six built-in \
+             datasets only; put {dataset}'s files in the landing area ({}) instead",
+            ctx.landing.url(&dataset.raw_key(ds))
+        ))
+    })?;
     let params = GenParams {
         seed: options.seed,
         ds,
@@ -43,7 +51,7 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
         };
         Ok(recorded.is_some() && ctx.landing.size(&key)? == recorded)
     };
-    if !force && let Some(metrics) = stage.reusable(ctx, file_intact)? {
+    if !*force && let Some(metrics) = stage.reusable(ctx, file_intact)? {
         info!(%dataset, %ds, "already generated with these parameters; skipping");
         return Ok(metrics);
     }
@@ -53,7 +61,7 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
     let format = dataset.format();
     let (rows, bytes, injected) = match format {
         Format::Parquet => {
-            let generated = synth::generate(dataset, &params)?;
+            let generated = synth::generate(builtin, &params)?;
             metrics.lap("generate", &mut clock);
             let frame = generated.output;
             let bytes = formats::write(&frame, format, true)?;
@@ -65,13 +73,13 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
         // while later chunks are still being made: one lap, "generate".
         Format::Csv | Format::NdJson => {
             let (sender, receiver) = mpsc::channel();
-            let mut parts = InOrder::new(receiver, synth::chunk_count(dataset, &params));
+            let mut parts = InOrder::new(receiver, synth::chunk_count(builtin, &params));
 
             let params = &params;
             let (generated, written) = std::thread::scope(|scope| {
                 // Owns the sender, so the writer sees the end of the chunks.
                 let generating = scope.spawn(move || {
-                    synth::generate_chunks(dataset, params, |index, chunk| {
+                    synth::generate_chunks(builtin, params, |index, chunk| {
                         let part = formats::write(&chunk, format, index == 0)?;
                         // A send fails only when the writer gave up; it reports why.
                         let _ = sender.send((index, part));

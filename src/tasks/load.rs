@@ -19,7 +19,7 @@ use crate::storage::ObjectStore;
 use crate::warehouse::{self, Warehouse, count, date_literal, raw_table};
 
 pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
-    let (dataset, ds) = (args.target.dataset, args.target.ds);
+    let (dataset, ds) = (ctx.dataset(&args.target.dataset)?, args.target.ds);
     let mut metrics = ctx.metrics(Task::Load, Some(dataset), Some(ds));
     let key = dataset.object_key(Zone::Valid, ds);
     // Never an empty or foreign MD5: the store's word only when it is well

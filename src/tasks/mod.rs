@@ -48,7 +48,7 @@ pub(crate) fn failed(
     let (dataset, ds) = command.target();
     let mut metrics = TaskMetrics::new(
         command.task(),
-        dataset.map(|d| d.to_string()),
+        dataset.map(str::to_string),
         ds.map(|d| d.to_string()),
         airflow,
     );

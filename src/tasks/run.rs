@@ -13,6 +13,7 @@ use crate::cli::{
 use crate::context::Context;
 use crate::exit::{self, ExitCode};
 use crate::metrics::{Details, RunDetails, Status, Task, TaskMetrics, TaskSummary};
+use crate::synth::Builtin;
 use crate::tasks;
 
 /// The per-dataset tasks, in DAG order.
@@ -21,7 +22,9 @@ const STEPS: [Task; 4] = [Task::Generate, Task::Validate, Task::Upload, Task::Lo
 pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
     let dates = args.dates().map_err(exit::usage)?;
     // Per ds: every step for every dataset, then one transform.
-    let total = dates.len() * (STEPS.len() * Dataset::ALL.len() + 1);
+    let catalogue = ctx.catalogue;
+    let datasets = catalogue.datasets();
+    let total = dates.len() * (STEPS.len() * datasets.len() + 1);
     let show_progress = std::io::stderr().is_terminal();
     let mut done: Vec<TaskMetrics> = Vec::with_capacity(total);
     let step = |ctx: &mut Context, done: &mut Vec<TaskMetrics>, command| -> Result<()> {
@@ -47,12 +50,16 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
             if task == Task::Load && rejected_on(&done, ds) {
                 break;
             }
-            for dataset in Dataset::ALL {
-                step(
-                    ctx,
-                    &mut done,
-                    step_command(args, task, Target { dataset, ds }),
-                )?;
+            for &dataset in datasets {
+                // Datasets without a generator arrive in the landing area.
+                if task == Task::Generate && Builtin::of(dataset).is_none() {
+                    continue;
+                }
+                let target = Target {
+                    dataset: dataset.name().to_string(),
+                    ds,
+                };
+                step(ctx, &mut done, step_command(args, task, target))?;
             }
         }
         if !rejected_on(&done, ds) {
@@ -60,7 +67,7 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
         }
     }
 
-    print_summary(&dates, &done);
+    print_summary(datasets, &dates, &done);
     let rejected = done
         .iter()
         .filter(|m| m.exit_code == ExitCode::DataRejected.code())
@@ -156,7 +163,7 @@ fn outcome(m: &TaskMetrics) -> String {
 }
 
 /// A human table on stderr: one line per dataset and day.
-fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
+fn print_summary(datasets: &[Dataset], dates: &[NaiveDate], done: &[TaskMetrics]) {
     let find = |task: Task, dataset: Dataset, ds: &str| {
         done.iter().find(|m| {
             m.task == task
@@ -180,7 +187,7 @@ fn print_summary(dates: &[NaiveDate], done: &[TaskMetrics]) {
     );
     for ds in dates {
         let ds = ds.to_string();
-        for dataset in Dataset::ALL {
+        for &dataset in datasets {
             let generated = find(Task::Generate, dataset, &ds).map_or(0, |m| m.rows_out);
             let validated = find(Task::Validate, dataset, &ds);
             let uploaded = find(Task::Upload, dataset, &ds);

@@ -30,7 +30,7 @@ use crate::metrics::{
 
 pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     let ctx = &*ctx;
-    let (dataset, ds) = (args.target.dataset, args.target.ds);
+    let (dataset, ds) = (ctx.dataset(&args.target.dataset)?, args.target.ds);
     let mut metrics = ctx.metrics(Task::Upload, Some(dataset), Some(ds));
     // What validate positively recorded for this ds. Without a record (a
     // fresh metadata database) upload publishes what it finds and removes

@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn raw_tables_follow_the_catalogue() {
-        let ddl = raw_table_ddl(Dataset::WebsiteActivity);
+        let ddl = raw_table_ddl(Dataset::named("website_activity"));
         assert!(
             ddl.starts_with("CREATE TABLE IF NOT EXISTS RAW.WEBSITE_ACTIVITY (SESSION_ID VARCHAR,")
         );

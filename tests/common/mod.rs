@@ -7,17 +7,22 @@ pub mod state;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use marketing_pipeline::catalog::Dataset;
+use marketing_pipeline::catalog::Catalogue;
 use serde_json::Value;
 
 /// Every dataset, in the catalogue's order (the order the DAG generates them).
 pub fn datasets() -> Vec<&'static str> {
-    Dataset::ALL.iter().map(|d| d.name()).collect()
+    Catalogue::embedded()
+        .datasets()
+        .iter()
+        .map(|d| d.name())
+        .collect()
 }
 
 /// The fixed universes the facts reference.
 pub fn dimensions() -> Vec<&'static str> {
-    Dataset::ALL
+    Catalogue::embedded()
+        .datasets()
         .iter()
         .filter(|d| !d.is_fact())
         .map(|d| d.name())

@@ -36,13 +36,13 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
         target,
         options,
         force,
-    } = *args;
-    let (dataset, ds) = (target.dataset, target.ds);
+    } = args;
+    let (dataset, ds) = (ctx.dataset(&target.dataset)?, target.ds);
     let mut clock = Instant::now();
     let input = Input::read(ctx, dataset, ds)?;
     let fingerprint = input.fingerprint(options.max_invalid_ratio);
     let stage = Stage::start(Task::Validate, dataset, ds, fingerprint);
-    if !force && let Some(metrics) = reuse(ctx, &stage)? {
+    if !*force && let Some(metrics) = reuse(ctx, &stage)? {
         return Ok(metrics);
     }
 
