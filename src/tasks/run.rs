@@ -28,7 +28,14 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
     let show_progress = std::io::stderr().is_terminal();
     let mut done: Vec<TaskMetrics> = Vec::with_capacity(total);
     let step = |ctx: &mut Context, done: &mut Vec<TaskMetrics>, command| -> Result<()> {
-        let m = tasks::run(ctx, &command)?;
+        // As in the DAG, a task with nothing to do (a dataset whose file has
+        // not arrived) is skipped; anything else stops the run.
+        let m = match tasks::run(ctx, &command) {
+            Err(e) if exit::code_of(&e) == ExitCode::NothingToDo => {
+                tasks::failed(&command, &ctx.airflow, ExitCode::NothingToDo, exit::one_line(&e))
+            }
+            outcome => outcome?,
+        };
         if show_progress {
             eprintln!(
                 "[{:>3}/{total}] {:<9} {:<16} {}  {:<17} {:>6.2}s",

@@ -1,0 +1,168 @@
+//! Contracts are configuration: with PIPELINE_CONTRACTS a seventh dataset is
+//! validated, published and loaded, a loosened rule changes what validate
+//! quarantines, and a malformed contract is a configuration error naming
+//! the file, the line and the field. No rebuild in between.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{DS, Pipeline, Run};
+
+/// The contracts of one test, in the pipeline's temp dir.
+fn contracts(p: &Pipeline, name: &str, yaml: &str) -> PathBuf {
+    let path = p.dir.path().join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn run_with(p: &Pipeline, contracts: &Path, args: &[&str]) -> Run {
+    common::finish(
+        p.command(args)
+            .env("PIPELINE_CONTRACTS", contracts)
+            .output()
+            .unwrap(),
+    )
+}
+
+const WEBINARS: &str = "
+version: 2
+sources:
+  - name: raw
+    schema: RAW
+    tables:
+      - name: webinars
+        description: Webinars held on the ds.
+        meta: {format: csv, key: webinar_id, date_column: held_on}
+        columns:
+          - name: webinar_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: campaign_id
+            data_type: text
+            data_tests:
+              - not_null
+              - relationships: {to: \"source('raw', 'campaigns')\", field: campaign_id}
+          - name: attendees
+            data_type: integer
+            data_tests:
+              - range: {min: 0}
+          - name: held_on
+            data_type: date
+            data_tests: [not_null]
+";
+
+#[test]
+fn a_seventh_dataset_is_validated_published_and_loaded() {
+    let p = Pipeline::new();
+    let yaml = contracts(&p, "webinars.yml", WEBINARS);
+    for d in common::datasets() {
+        run_with(&p, &yaml, &["generate", d, "--ds", DS]);
+    }
+    let generate = run_with(&p, &yaml, &["generate", "webinars", "--ds", DS]);
+    assert_eq!(generate.code, 2, "{}", generate.stdout);
+    assert!(generate.metrics["error"].as_str().unwrap().contains("no synthetic generator"));
+
+    // Three rows: one clean, one with a campaign that does not exist, one
+    // with a negative attendance.
+    let raw = p.landing().join(format!("raw-data/webinars/ds={DS}/webinars_{DS}.csv"));
+    std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
+    std::fs::write(
+        &raw,
+        format!(
+            "webinar_id,campaign_id,attendees,held_on\n\
+             w1,cmp_001,40,{DS}\nw2,cmp_999,12,{DS}\nw3,cmp_002,-1,{DS}\n"
+        ),
+    )
+    .unwrap();
+    let validate = run_with(&p, &yaml, &["validate", "webinars", "--ds", DS, "--max-invalid-ratio", "0.9"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+    assert_eq!(validate.metrics["status"], "quarantined");
+    assert_eq!(validate.metrics["rows_out"], 1);
+    assert_eq!(validate.metrics["failed"]["foreign_key"], 1);
+    assert_eq!(validate.metrics["failed"]["range"], 1);
+
+    let upload = run_with(&p, &yaml, &["upload", "webinars", "--ds", DS]);
+    assert_eq!(upload.metrics["status"], "uploaded", "{}", upload.stderr);
+    let load = run_with(&p, &yaml, &["load", "webinars", "--ds", DS]);
+    assert_eq!(load.metrics["status"], "loaded", "{}", load.stderr);
+    let rows = run_with(
+        &p,
+        &yaml,
+        &["sql", "SELECT WEBINAR_ID, ATTENDEES, DS FROM RAW.WEBINARS"],
+    );
+    assert_eq!(rows.stdout.lines().next(), Some(format!("w1\t40\t{DS}").as_str()));
+
+    let describe = run_with(&p, &yaml, &["describe"]);
+    let interface: serde_json::Value = serde_json::from_str(&describe.stdout).unwrap();
+    let webinars = interface["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "webinars")
+        .expect("describe lists the seventh dataset");
+    assert_eq!(webinars["references"], serde_json::json!(["campaigns"]));
+
+    // Without the contract the dataset is unknown: a usage error.
+    let unknown = p.run(&["validate", "webinars", "--ds", DS]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.metrics["error"].as_str().unwrap().contains("the contracts declare"));
+}
+
+/// The embedded forms contract with `form_type`'s accepted values gone.
+const LOOSE_FORMS: &str = "
+version: 2
+sources:
+  - name: raw
+    tables:
+      - name: forms
+        meta: {format: jsonl, key: form_id}
+        columns:
+          - name: form_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: form_type
+            data_type: text
+            data_tests: [not_null]
+";
+
+#[test]
+fn a_loosened_rule_changes_what_validate_accepts() {
+    let p = Pipeline::new();
+    p.ok(&["generate", "forms", "--ds", DS], 0);
+    let raw = p.raw_path("forms", "jsonl");
+    std::fs::write(
+        &raw,
+        "{\"form_id\":\"form_001\",\"form_type\":\"Contact Us\"}\n\
+         {\"form_id\":\"form_002\",\"form_type\":\"contact_us\"}\n",
+    )
+    .unwrap();
+    let strict = p.ok(&["validate", "forms", "--ds", DS, "--max-invalid-ratio", "0.9"], 0);
+    assert_eq!(strict["failed"]["accepted_values"], 1);
+
+    let yaml = contracts(&p, "forms.yml", LOOSE_FORMS);
+    let loose = run_with(&p, &yaml, &["validate", "forms", "--ds", DS]);
+    assert_eq!(loose.code, 0, "{}", loose.stderr);
+    assert_eq!(loose.metrics["status"], "validated");
+    assert_eq!(loose.metrics["rows_out"], 2);
+}
+
+#[test]
+fn a_malformed_contract_is_a_configuration_error_naming_file_line_and_field() {
+    let p = Pipeline::new();
+    let yaml = contracts(
+        &p,
+        "broken.yml",
+        &WEBINARS.replace("data_type: integer", "data_type: int"),
+    );
+    let run = run_with(&p, &yaml, &["validate", "contacts", "--ds", DS]);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    let error = run.metrics["error"].as_str().unwrap();
+    assert!(error.contains("broken.yml"), "{error}");
+    assert!(error.contains("line 20") && error.contains("data_type"), "{error}");
+
+    let missing = p.dir.path().join("no-such-contracts.yml");
+    let run = run_with(&p, &missing, &["validate", "contacts", "--ds", DS]);
+    assert_eq!(run.code, 78);
+    assert!(run.metrics["error"].as_str().unwrap().contains("PIPELINE_CONTRACTS"));
+}
