@@ -61,11 +61,18 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
     }
     let generate = run_with(&p, &yaml, &["generate", "webinars", "--ds", DS]);
     assert_eq!(generate.code, 2, "{}", generate.stdout);
-    assert!(generate.metrics["error"].as_str().unwrap().contains("no synthetic generator"));
+    assert!(
+        generate.metrics["error"]
+            .as_str()
+            .unwrap()
+            .contains("no synthetic generator")
+    );
 
     // Three rows: one clean, one with a campaign that does not exist, one
     // with a negative attendance.
-    let raw = p.landing().join(format!("raw-data/webinars/ds={DS}/webinars_{DS}.csv"));
+    let raw = p
+        .landing()
+        .join(format!("raw-data/webinars/ds={DS}/webinars_{DS}.csv"));
     std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
     std::fs::write(
         &raw,
@@ -75,7 +82,18 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
         ),
     )
     .unwrap();
-    let validate = run_with(&p, &yaml, &["validate", "webinars", "--ds", DS, "--max-invalid-ratio", "0.9"]);
+    let validate = run_with(
+        &p,
+        &yaml,
+        &[
+            "validate",
+            "webinars",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.9",
+        ],
+    );
     assert_eq!(validate.code, 0, "{}", validate.stderr);
     assert_eq!(validate.metrics["status"], "quarantined");
     assert_eq!(validate.metrics["rows_out"], 1);
@@ -91,7 +109,10 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
         &yaml,
         &["sql", "SELECT WEBINAR_ID, ATTENDEES, DS FROM RAW.WEBINARS"],
     );
-    assert_eq!(rows.stdout.lines().next(), Some(format!("w1\t40\t{DS}").as_str()));
+    assert_eq!(
+        rows.stdout.lines().next(),
+        Some(format!("w1\t40\t{DS}").as_str())
+    );
 
     let describe = run_with(&p, &yaml, &["describe"]);
     let interface: serde_json::Value = serde_json::from_str(&describe.stdout).unwrap();
@@ -106,7 +127,12 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
     // Without the contract the dataset is unknown: a usage error.
     let unknown = p.run(&["validate", "webinars", "--ds", DS]);
     assert_eq!(unknown.code, 2);
-    assert!(unknown.metrics["error"].as_str().unwrap().contains("the contracts declare"));
+    assert!(
+        unknown.metrics["error"]
+            .as_str()
+            .unwrap()
+            .contains("the contracts declare")
+    );
 }
 
 /// The embedded forms contract with `form_type`'s accepted values gone.
@@ -133,11 +159,21 @@ fn a_loosened_rule_changes_what_validate_accepts() {
     let raw = p.raw_path("forms", "jsonl");
     std::fs::write(
         &raw,
-        "{\"form_id\":\"form_001\",\"form_type\":\"Contact Us\"}\n\
+        "{\"form_id\":\"form_001\",\"form_type\":\"Partner Portal\"}\n\
          {\"form_id\":\"form_002\",\"form_type\":\"contact_us\"}\n",
     )
     .unwrap();
-    let strict = p.ok(&["validate", "forms", "--ds", DS, "--max-invalid-ratio", "0.9"], 0);
+    let strict = p.ok(
+        &[
+            "validate",
+            "forms",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.9",
+        ],
+        0,
+    );
     assert_eq!(strict["failed"]["accepted_values"], 1);
 
     let yaml = contracts(&p, "forms.yml", LOOSE_FORMS);
@@ -145,6 +181,191 @@ fn a_loosened_rule_changes_what_validate_accepts() {
     assert_eq!(loose.code, 0, "{}", loose.stderr);
     assert_eq!(loose.metrics["status"], "validated");
     assert_eq!(loose.metrics["rows_out"], 2);
+}
+
+/// The forms contract with `form_type`'s accepted values under `config`.
+fn forms_with_config(config: &str) -> String {
+    format!(
+        "
+version: 2
+sources:
+  - name: raw
+    tables:
+      - name: forms
+        meta: {{format: jsonl, key: form_id}}
+        columns:
+          - name: form_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: form_type
+            data_type: text
+            data_tests:
+              - accepted_values:
+                  values: [contact_us, demo_request]
+                  config: {config}
+"
+    )
+}
+
+#[test]
+fn severity_and_thresholds_decide_rows_and_files() {
+    let p = Pipeline::new();
+    p.ok(&["generate", "forms", "--ds", DS], 0);
+    let rows: String = (1..=10)
+        .map(|i| {
+            let kind = if i <= 3 {
+                "Partner Portal"
+            } else {
+                "contact_us"
+            };
+            format!("{{\"form_id\":\"form_{i:03}\",\"form_type\":\"{kind}\"}}\n")
+        })
+        .collect();
+    std::fs::write(p.raw_path("forms", "jsonl"), rows).unwrap();
+
+    // warn: the three rows are reported and kept.
+    let warn = contracts(&p, "warn.yml", &forms_with_config("{severity: warn}"));
+    let run = run_with(&p, &warn, &["validate", "forms", "--ds", DS]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.metrics["status"], "validated");
+    assert_eq!(run.metrics["rows_out"], 10);
+    assert_eq!(run.metrics["failed"]["accepted_values"], 3);
+    assert_eq!(
+        run.metrics["warnings"],
+        serde_json::json!(["accepted_values:form_type"])
+    );
+    assert_eq!(run.metrics["failures"][0]["severity"], "warn");
+
+    // error (the default) with a high max-invalid-ratio: quarantined.
+    let error = contracts(&p, "error.yml", &forms_with_config("{warn_if: \"> 5\"}"));
+    let run = run_with(
+        &p,
+        &error,
+        &[
+            "validate",
+            "forms",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.5",
+        ],
+    );
+    assert_eq!(run.metrics["status"], "quarantined", "{}", run.stderr);
+    assert_eq!(
+        (
+            run.metrics["rows_out"].as_u64(),
+            run.metrics["invalid_rows"].as_u64()
+        ),
+        (Some(7), Some(3))
+    );
+    assert!(
+        run.metrics.get("warnings").is_none(),
+        "3 rows do not meet > 5"
+    );
+
+    // error_if on a share: 30% of the rows meet ">= 25%", the file is rejected.
+    let strict = contracts(
+        &p,
+        "strict.yml",
+        &forms_with_config("{error_if: \">= 25%\"}"),
+    );
+    let run = run_with(
+        &p,
+        &strict,
+        &[
+            "validate",
+            "forms",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.9",
+        ],
+    );
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    let error = run.metrics["error"].as_str().unwrap();
+    assert!(
+        error.contains("accepted_values:form_type error_if >= 25%"),
+        "{error}"
+    );
+    assert_eq!(
+        run.metrics["invalid_rows"], 10,
+        "a rejected file is quarantined whole"
+    );
+}
+
+/// Forms with a volume band against the previous ds.
+fn forms_with_volume(volume: &str) -> String {
+    format!(
+        "
+version: 2
+sources:
+  - name: raw
+    tables:
+      - name: forms
+        meta: {{format: jsonl, key: form_id, volume: {volume}}}
+        columns:
+          - name: form_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: form_type
+            data_type: text
+"
+    )
+}
+
+#[test]
+fn volume_is_reconciled_with_the_previous_ds() {
+    let p = Pipeline::new();
+    let write = |ds: &str, rows: usize| {
+        let path = p
+            .landing()
+            .join(format!("raw-data/forms/ds={ds}/forms_{ds}.jsonl"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let lines: String = (0..rows)
+            .map(|i| format!("{{\"form_id\":\"f{i}\",\"form_type\":\"contact_us\"}}\n"))
+            .collect();
+        std::fs::write(path, lines).unwrap();
+    };
+    write("2025-05-25", 10);
+    write("2025-05-26", 5);
+    let warn = contracts(&p, "warn.yml", &forms_with_volume("{min_ratio: 1}"));
+    let first = run_with(&p, &warn, &["validate", "forms", "--ds", "2025-05-25"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.metrics.get("volume").is_none(),
+        "no previous ds to compare with"
+    );
+
+    let second = run_with(&p, &warn, &["validate", "forms", "--ds", "2025-05-26"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let volume = &second.metrics["volume"];
+    assert_eq!(
+        (volume["previous_rows"].as_u64(), volume["rows"].as_u64()),
+        (Some(10), Some(5))
+    );
+    assert_eq!(volume["within"], false);
+    assert_eq!(volume["expected"], "at least 1x of the previous ds");
+    assert_eq!(second.metrics["warnings"], serde_json::json!(["volume"]));
+    assert_eq!(second.metrics["rows_out"], 5, "a warning keeps the rows");
+
+    let error = contracts(
+        &p,
+        "error.yml",
+        &forms_with_volume("{min_ratio: 0.8, max_ratio: 2, severity: error}"),
+    );
+    let rejected = run_with(&p, &error, &["validate", "forms", "--ds", "2025-05-26"]);
+    assert_eq!(rejected.code, 65, "{}", rejected.stderr);
+    let message = rejected.metrics["error"].as_str().unwrap();
+    assert!(
+        message.contains("volume 5 rows, expected 0.8x to 2x of the previous ds"),
+        "{message}"
+    );
+    assert_eq!(rejected.metrics["failed"]["volume"], 1);
+
+    write("2025-05-26", 12);
+    let within = run_with(&p, &error, &["validate", "forms", "--ds", "2025-05-26"]);
+    assert_eq!(within.code, 0, "{}", within.stderr);
+    assert_eq!(within.metrics["volume"]["within"], true);
 }
 
 #[test]
@@ -159,10 +380,18 @@ fn a_malformed_contract_is_a_configuration_error_naming_file_line_and_field() {
     assert_eq!(run.code, 78, "{}", run.stderr);
     let error = run.metrics["error"].as_str().unwrap();
     assert!(error.contains("broken.yml"), "{error}");
-    assert!(error.contains("line 20") && error.contains("data_type"), "{error}");
+    assert!(
+        error.contains("line 20") && error.contains("data_type"),
+        "{error}"
+    );
 
     let missing = p.dir.path().join("no-such-contracts.yml");
     let run = run_with(&p, &missing, &["validate", "contacts", "--ds", DS]);
     assert_eq!(run.code, 78);
-    assert!(run.metrics["error"].as_str().unwrap().contains("PIPELINE_CONTRACTS"));
+    assert!(
+        run.metrics["error"]
+            .as_str()
+            .unwrap()
+            .contains("PIPELINE_CONTRACTS")
+    );
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Column, ColumnType, Format, Rule};
+use super::{Column, ColumnType, Format, Rule, Severity, Test, TestConfig, Threshold, Volume};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +39,8 @@ struct TableMeta {
     key: String,
     #[serde(default)]
     date_column: Option<String>,
+    #[serde(default)]
+    volume: Option<Volume>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,7 @@ pub(super) struct TableSpec {
     pub format: Format,
     pub key: String,
     pub date_column: Option<String>,
+    pub volume: Option<Volume>,
     pub columns: Vec<Column>,
 }
 
@@ -96,24 +99,20 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
     };
     let mut columns = Vec::with_capacity(table.columns.len());
     for entry in &table.columns {
-        let mut column = Column {
+        let place = [table.name.as_str(), entry.name.as_str()];
+        let field = format!(", column {}, data_tests", entry.name);
+        let tests = entry
+            .data_tests
+            .iter()
+            .map(test)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| at(&place, &field, problem))?;
+        columns.push(Column {
             name: leak(&entry.name),
             ty: entry.data_type,
-            nullable: true,
-            rules: &[],
-        };
-        let mut rules = Vec::new();
-        for test in &entry.data_tests {
-            let place = [table.name.as_str(), entry.name.as_str()];
-            let field = format!(", column {}, data_tests", entry.name);
-            match rule(test) {
-                Ok(None) => column.nullable = false,
-                Ok(Some(rule)) => rules.push(rule),
-                Err(problem) => return Err(at(&place, &field, problem)),
-            }
-        }
-        column.rules = Vec::leak(rules);
-        columns.push(column);
+            nullable: !tests.iter().any(|t| t.rule == Rule::NotNull),
+            tests: Vec::leak(tests),
+        });
     }
     let known = |name: &str| columns.iter().any(|c| c.name == name);
     if !known(&table.meta.key) {
@@ -122,6 +121,20 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
             ", meta.key",
             format!("no column {}", table.meta.key),
         ));
+    }
+    if let Some(volume) = &table.meta.volume {
+        let bounds = [volume.min_ratio, volume.max_ratio];
+        let ordered = volume
+            .min_ratio
+            .zip(volume.max_ratio)
+            .is_none_or(|(lo, hi)| lo <= hi);
+        if bounds.iter().flatten().any(|r| !r.is_finite() || *r < 0.0) || !ordered {
+            return Err(at(
+                &[&table.name],
+                ", meta.volume",
+                "min_ratio and max_ratio are ratios >= 0, min_ratio <= max_ratio".into(),
+            ));
+        }
     }
     if let Some(date) = table.meta.date_column.as_deref().filter(|d| !known(d)) {
         return Err(at(
@@ -136,14 +149,14 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
         format: table.meta.format,
         key: table.meta.key,
         date_column: table.meta.date_column,
+        volume: table.meta.volume,
         columns,
     })
 }
 
-/// The rule a test declares; `None` for `not_null`, which makes the column
-/// required rather than adding a rule. `unique` is the key's own check.
-fn rule(test: &TestEntry) -> Result<Option<Rule>, String> {
-    let (name, args) = match test {
+/// The rule a test declares and its `config`.
+fn test(entry: &TestEntry) -> Result<Test, String> {
+    let (name, args) = match entry {
         TestEntry::Name(name) => (name.as_str(), None),
         TestEntry::WithArguments(map) if map.len() == 1 => {
             let (name, args) = map.iter().next().expect("one entry");
@@ -151,6 +164,47 @@ fn rule(test: &TestEntry) -> Result<Option<Rule>, String> {
         }
         TestEntry::WithArguments(_) => return Err("a test is one name with its arguments".into()),
     };
+    let config = match args.and_then(|a| a.get("config")) {
+        None => TestConfig::default(),
+        Some(config) => test_config(name, config)?,
+    };
+    Ok(Test {
+        rule: rule(name, args)?,
+        config,
+    })
+}
+
+/// `config: {severity, warn_if, error_if}`.
+fn test_config(name: &str, config: &serde_yaml::Value) -> Result<TestConfig, String> {
+    let mut out = TestConfig::default();
+    if let Some(value) = config.get("severity") {
+        out.severity = serde_yaml::from_value::<Severity>(value.clone())
+            .map_err(|_| format!("{name}.config.severity: expected warn or error"))?;
+    }
+    let threshold = |key: &str| -> Result<Option<Threshold>, String> {
+        let Some(value) = config.get(key) else {
+            return Ok(None);
+        };
+        let text = match value {
+            serde_yaml::Value::String(s) => s.clone(),
+            other => format!(
+                "= {}",
+                serde_yaml::to_string(other).unwrap_or_default().trim()
+            ),
+        };
+        Threshold::parse(&text).map(Some).ok_or_else(|| {
+            format!(
+                "{name}.config.{key}: {text:?} is not a condition such as \"> 10\" or \">= 0.1%\""
+            )
+        })
+    };
+    out.warn_if = threshold("warn_if")?;
+    out.error_if = threshold("error_if")?;
+    Ok(out)
+}
+
+/// The rule a test names, from its arguments.
+fn rule(name: &str, args: Option<&serde_yaml::Value>) -> Result<Rule, String> {
     let arg = |key: &str| -> Result<&serde_yaml::Value, String> {
         args.and_then(|a| a.get(key))
             .ok_or_else(|| format!("{name}: needs `{key}`"))
@@ -170,8 +224,8 @@ fn rule(test: &TestEntry) -> Result<Option<Rule>, String> {
             .map(leak)
             .ok_or_else(|| format!("{name}.{key}: not text"))
     };
-    Ok(Some(match name {
-        "not_null" => return Ok(None),
+    Ok(match name {
+        "not_null" => Rule::NotNull,
         "unique" => Rule::Unique,
         "email_format" => Rule::Email,
         "uuid_format" => Rule::Uuid,
@@ -191,7 +245,20 @@ fn rule(test: &TestEntry) -> Result<Option<Rule>, String> {
                         .map_err(|e| e.to_string()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Rule::AcceptedValues(Vec::leak(values))
+            let normalized = match args.and_then(|a| a.get("normalized")) {
+                None => false,
+                Some(flag) => flag
+                    .as_bool()
+                    .ok_or_else(|| "accepted_values.normalized: not true or false".to_string())?,
+            };
+            let values = match normalized {
+                true => values.iter().map(|v| leak(&super::normalize(v))).collect(),
+                false => values,
+            };
+            Rule::AcceptedValues {
+                values: Vec::leak(values),
+                normalized,
+            }
         }
         "relationships" => Rule::References {
             dataset: source_table(text("to")?)
@@ -205,7 +272,7 @@ fn rule(test: &TestEntry) -> Result<Option<Rule>, String> {
                 .ok_or_else(|| "true_exactly_when.value: not a whole number".to_string())?,
         },
         other => return Err(format!("unknown test {other:?}")),
-    }))
+    })
 }
 
 /// `TABLE` of `source('raw', 'TABLE')`.

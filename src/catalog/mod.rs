@@ -53,9 +53,11 @@ pub enum ColumnType {
     Timestamp,
 }
 
-/// A value rule checked on the non-null values of a column.
+/// A value rule checked on the non-null values of a column (`NotNull` on
+/// its nulls).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
+    NotNull,
     /// No value occurs twice.
     Unique,
     /// `local@domain.tld`.
@@ -63,16 +65,180 @@ pub enum Rule {
     /// Canonical 8-4-4-4-12 hexadecimal UUID.
     Uuid,
     /// Inclusive numeric range; `None` leaves that side open.
-    Range { min: Option<f64>, max: Option<f64> },
-    /// One of a fixed list of values.
-    AcceptedValues(&'static [&'static str]),
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    /// One of a fixed list of values; with `normalized`, compared after
+    /// `normalize` (so 'Organic Search' is `organic_search`).
+    AcceptedValues {
+        values: &'static [&'static str],
+        normalized: bool,
+    },
     /// Must exist as `field` of the named dataset for the same ds.
     References {
         dataset: &'static str,
         field: &'static str,
     },
     /// A boolean that is true exactly when the named integer column equals `value`.
-    TrueExactlyWhen { column: &'static str, value: i64 },
+    TrueExactlyWhen {
+        column: &'static str,
+        value: i64,
+    },
+}
+
+/// The expected change in a dataset's rows against the previous ds
+/// (`meta.volume`): `min_ratio: 1` is "at least yesterday's".
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    #[serde(default)]
+    pub min_ratio: Option<f64>,
+    #[serde(default)]
+    pub max_ratio: Option<f64>,
+    /// `error` rejects a file outside the band; `warn` (the default) reports it.
+    #[serde(default = "Volume::default_severity")]
+    pub severity: Severity,
+}
+
+impl Volume {
+    fn default_severity() -> Severity {
+        Severity::Warn
+    }
+
+    /// Whether `rows` is inside the band around `previous`.
+    pub fn accepts(&self, rows: u64, previous: u64) -> bool {
+        let ratio = rows as f64 / previous.max(1) as f64;
+        self.min_ratio.is_none_or(|min| ratio >= min)
+            && self.max_ratio.is_none_or(|max| ratio <= max)
+    }
+}
+
+impl fmt::Display for Volume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min_ratio, self.max_ratio) {
+            (Some(min), Some(max)) => write!(f, "{min}x to {max}x of the previous ds"),
+            (Some(min), None) => write!(f, "at least {min}x of the previous ds"),
+            (None, Some(max)) => write!(f, "at most {max}x of the previous ds"),
+            (None, None) => f.write_str("any change from the previous ds"),
+        }
+    }
+}
+
+/// A rule and what its failures mean (dbt's test `config`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Test {
+    pub rule: Rule,
+    pub config: TestConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TestConfig {
+    pub severity: Severity,
+    /// When the failing rows meet it, the check is reported as a warning
+    /// (default for `warn` severity: any failing row).
+    pub warn_if: Option<Threshold>,
+    /// When the failing rows meet it, the whole file is rejected (65);
+    /// without one, `--max-invalid-ratio` decides for the file as a whole.
+    pub error_if: Option<Threshold>,
+}
+
+/// `error` quarantines a failing row; `warn` reports it and keeps it valid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warn,
+    #[default]
+    Error,
+}
+
+impl Severity {
+    pub fn is_error(&self) -> bool {
+        *self == Severity::Error
+    }
+}
+
+/// dbt's `warn_if`/`error_if` condition on a check's failing rows, as a
+/// count (`> 10`) or a share of the file's rows (`>= 0.1%`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Threshold {
+    pub comparison: Comparison,
+    pub value: f64,
+    pub percent: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+    Equal,
+    NotEqual,
+}
+
+/// The comparison operators of a threshold, longest first.
+const COMPARISONS: [(&str, Comparison); 8] = [
+    (">=", Comparison::GreaterOrEqual),
+    ("<=", Comparison::LessOrEqual),
+    ("!=", Comparison::NotEqual),
+    ("<>", Comparison::NotEqual),
+    ("==", Comparison::Equal),
+    (">", Comparison::Greater),
+    ("<", Comparison::Less),
+    ("=", Comparison::Equal),
+];
+
+impl Threshold {
+    /// `> 10`, `>=0.1%`, `!= 0`, `= 5` (dbt's syntax, with `%` for a share).
+    pub fn parse(text: &str) -> Option<Threshold> {
+        let text = text.trim();
+        let (comparison, rest) = COMPARISONS
+            .into_iter()
+            .find_map(|(op, c)| text.strip_prefix(op).map(|rest| (c, rest)))?;
+        let rest = rest.trim();
+        let (number, percent) = match rest.strip_suffix('%') {
+            Some(number) => (number.trim(), true),
+            None => (rest, false),
+        };
+        let value = number
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)?;
+        Some(Threshold {
+            comparison,
+            value,
+            percent,
+        })
+    }
+
+    /// Whether `failed` of `rows` rows meet the condition.
+    pub fn met(&self, failed: u64, rows: u64) -> bool {
+        let measured = match self.percent {
+            true if rows == 0 => 0.0,
+            true => failed as f64 * 100.0 / rows as f64,
+            false => failed as f64,
+        };
+        match self.comparison {
+            Comparison::Greater => measured > self.value,
+            Comparison::GreaterOrEqual => measured >= self.value,
+            Comparison::Less => measured < self.value,
+            Comparison::LessOrEqual => measured <= self.value,
+            Comparison::Equal => measured == self.value,
+            Comparison::NotEqual => measured != self.value,
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = COMPARISONS
+            .iter()
+            .find(|(_, c)| *c == self.comparison)
+            .map_or("", |(op, _)| op);
+        let unit = if self.percent { "%" } else { "" };
+        write!(f, "{op} {}{unit}", self.value)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,12 +247,34 @@ pub struct Column {
     pub ty: ColumnType,
     /// No `not_null` test.
     pub nullable: bool,
-    pub rules: &'static [Rule],
+    pub tests: &'static [Test],
+}
+
+/// A value as normalised accepted values compare it: lower case, trimmed,
+/// each run of spaces, hyphens and underscores one `_`.
+pub fn normalize(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for word in value
+        .trim()
+        .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&word.to_lowercase());
+    }
+    out
 }
 
 impl Column {
+    /// The column's test of `rule`, if it has one.
+    pub fn test(&self, rule: Rule) -> Option<&'static Test> {
+        self.tests.iter().find(|t| t.rule == rule)
+    }
+
     pub fn is_unique(&self) -> bool {
-        self.rules.contains(&Rule::Unique)
+        self.test(Rule::Unique).is_some()
     }
 }
 
@@ -102,6 +290,7 @@ struct Spec {
     format: Format,
     key: &'static str,
     date_column: Option<&'static str>,
+    volume: Option<Volume>,
     columns: &'static [Column],
     references: OnceLock<Vec<Dataset>>,
 }
@@ -144,6 +333,7 @@ impl Catalogue {
                     format: t.format,
                     key: Box::leak(t.key.into_boxed_str()),
                     date_column: t.date_column.map(|d| &*Box::leak(d.into_boxed_str())),
+                    volume: t.volume,
                     columns: Vec::leak(t.columns),
                     references: OnceLock::new(),
                 })))
@@ -160,11 +350,11 @@ impl Catalogue {
     fn resolve_references(&self, dataset: Dataset) -> Result<Vec<Dataset>, String> {
         let mut out = Vec::new();
         for column in dataset.columns() {
-            for rule in column.rules {
+            for test in column.tests {
                 if let Rule::References {
                     dataset: name,
                     field,
-                } = *rule
+                } = test.rule
                 {
                     let target = self.get(name).ok_or_else(|| {
                         format!(
@@ -198,6 +388,19 @@ impl Catalogue {
 }
 
 impl Dataset {
+    /// Everything the contract says of this dataset, as text: what
+    /// validate's fingerprint holds, so a changed contract revalidates.
+    pub fn contract_digest(self) -> String {
+        format!(
+            "{:?} {} {:?} {:?} {:?}",
+            self.format(),
+            self.key(),
+            self.date_column(),
+            self.volume(),
+            self.columns()
+        )
+    }
+
     /// A dataset of the embedded contracts, for tests.
     pub fn named(name: &str) -> Dataset {
         Catalogue::embedded()
@@ -238,6 +441,11 @@ impl Dataset {
     /// The column that must fall on the file's ds; dimensions have none.
     pub fn date_column(self) -> Option<&'static str> {
         self.0.date_column
+    }
+
+    /// The expected change in rows against the previous ds, if declared.
+    pub fn volume(self) -> Option<Volume> {
+        self.0.volume
     }
 
     /// Datasets whose raw keys this one's foreign keys point at.
@@ -349,6 +557,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn thresholds_read_counts_and_shares() {
+        let t = |s: &str| Threshold::parse(s).unwrap();
+        assert!(t("> 10").met(11, 1000) && !t("> 10").met(10, 1000));
+        assert!(t(">=0.1%").met(1, 1000) && !t(">=0.1%").met(1, 1001));
+        assert!(t("!= 0").met(1, 5) && !t("!=0").met(0, 5));
+        assert_eq!(t(">= 0.1%").to_string(), ">= 0.1%");
+        for bad in ["10", "> ten", ">-1", "=> 3", ""] {
+            assert!(Threshold::parse(bad).is_none(), "{bad}");
+        }
+    }
+
     fn load(text: &str) -> Result<&'static Catalogue, String> {
         Catalogue::load(&[("extra.yml".into(), text.into())])
     }
@@ -394,7 +614,8 @@ sources:
             data_type: text
 ";
         let forms = load(loosened).unwrap().get("forms").unwrap();
-        assert!(forms.column("form_type").unwrap().rules.is_empty());
+        let form_type = forms.column("form_type").unwrap();
+        assert!(form_type.tests.is_empty() && form_type.nullable);
         assert_eq!(load(loosened).unwrap().datasets().len(), 6);
     }
 

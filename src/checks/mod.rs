@@ -9,11 +9,18 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::catalog::{Column as Spec, ColumnType, Dataset, Rule};
+use crate::catalog::{Column as Spec, ColumnType, Dataset, Rule, TestConfig};
 use crate::digest::md5_hex;
 
-pub(crate) const EMAIL_PATTERN: &str =
-    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$";
+/// An address: an RFC 5322 dot-atom local part (letters, digits and
+/// !#$%&'*+/=?^_`{|}~- in dot-separated runs, so `o'brien+tag`), `@`, and
+/// a domain of dot-separated labels ending in a top-level domain.
+pub(crate) const EMAIL_PATTERN: &str = concat!(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*",
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+);
+/// The offset that may end an ISO 8601 timestamp: `Z`, `+02:00`, `-0530`, `+02`.
+const UTC_OFFSET: &str = r"(?:[Zz]|([+-])(\d{2}):?(\d{2})?)$";
 pub(crate) const UUID_PATTERN: &str =
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
@@ -52,6 +59,8 @@ pub(crate) struct Check {
     pub column: &'static str,
     pub rule: String,
     pub fails: Expr,
+    /// Whether a failing row is quarantined, and when the file is rejected.
+    pub config: TestConfig,
 }
 
 impl Check {
@@ -107,17 +116,35 @@ pub(crate) fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
         (ColumnType::Timestamp, DataType::Datetime(_, _)) => {
             raw.cast(DataType::Datetime(TimeUnit::Microseconds, None))
         }
-        // One fixed-width format takes Polars' fast parser; a value it
-        // cannot parse falls back to a slow path, so normalise the
-        // separator first instead of trying a second format.
-        (ColumnType::Timestamp, DataType::String) => to_timestamp(
-            &raw.str().replace(lit(" "), lit("T"), true),
-            "%Y-%m-%dT%H:%M:%S",
-        ),
+        (ColumnType::Timestamp, DataType::String) => iso_timestamp(raw),
         // Anything else (a list where text belongs, a number where a date
         // belongs) cannot be cast: every value fails.
         (ty, _) => lit(NULL).cast(data_type(ty)),
     }
+}
+
+/// ISO 8601 text as UTC: `T` or a space between date and time, optional
+/// fractional seconds, and an optional offset (`Z`, `+02:00`, `-0530`); a
+/// time without an offset is taken as UTC. The offset is cut off and the
+/// local time parsed in one format (Polars' fast parser), then moved to
+/// UTC by the offset, all vectorised.
+fn iso_timestamp(raw: Expr) -> Expr {
+    let text = raw
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .replace(lit(" "), lit("T"), true);
+    let local = text.clone().str().replace(lit(UTC_OFFSET), lit(""), false);
+    let local = to_timestamp(&local, "%Y-%m-%dT%H:%M:%S%.f");
+    let part = |group| text.clone().str().extract(lit(UTC_OFFSET), group);
+    let minutes = part(2).cast(DataType::Int64) * lit(60i64)
+        + part(3).cast(DataType::Int64).fill_null(lit(0i64));
+    let sign = when(part(1).eq(lit("-")))
+        .then(lit(-1i64))
+        .otherwise(lit(1i64));
+    let offset_micros = (sign * minutes * lit(60_000_000i64)).fill_null(lit(0i64));
+    (local.cast(DataType::Int64) - offset_micros)
+        .cast(DataType::Datetime(TimeUnit::Microseconds, None))
 }
 
 fn strptime(format: &str) -> StrptimeOptions {
@@ -136,6 +163,19 @@ fn to_timestamp(raw: &Expr, format: &str) -> Expr {
         strptime(format),
         lit("raise"),
     )
+}
+
+/// `catalog::normalize`, vectorised.
+fn normalized_text(value: Expr) -> Expr {
+    value
+        .str()
+        .to_lowercase()
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .replace_all(lit(r"[\s_-]+"), lit("_"), false)
+        .str()
+        .strip_chars(lit("_"))
 }
 
 /// True where a value occurs for the first time (and for nulls), like
@@ -174,23 +214,25 @@ pub(crate) fn plan(
         let value = col(typed(spec.name));
         let present = value.clone().is_not_null();
         // A comparison with null is null: it does not fail the check.
-        let mut add = |check: &'static str, rule: String, fails: Expr| {
+        let mut add = |check: &'static str, rule: String, fails: Expr, config: TestConfig| {
             checks.push(Check {
                 check,
                 column: spec.name,
                 rule,
                 fails: fails.fill_null(lit(false)),
+                config,
             })
         };
         add(
             "type_cast",
             format!("castable to {:?}", spec.ty),
             raw.clone().is_not_null().and(value.clone().is_null()),
+            TestConfig::default(),
         );
-        if !spec.nullable {
-            add("not_null", "not null".into(), raw.is_null());
+        if let Some(test) = spec.test(Rule::NotNull) {
+            add("not_null", "not null".into(), raw.is_null(), test.config);
         }
-        if spec.is_unique() {
+        if let Some(test) = spec.test(Rule::Unique) {
             add(
                 "unique",
                 "unique key".into(),
@@ -203,6 +245,7 @@ pub(crate) fn plan(
                         })
                         .not(),
                 ),
+                test.config,
             );
         }
         if Some(spec.name) == dataset.date_column() {
@@ -210,12 +253,17 @@ pub(crate) fn plan(
                 ColumnType::Timestamp => value.clone().dt().date(),
                 _ => value.clone(),
             };
-            add("freshness", "date equals ds".into(), day.neq(lit(ds)));
+            add(
+                "freshness",
+                "date equals ds".into(),
+                day.neq(lit(ds)),
+                TestConfig::default(),
+            );
         }
-        for rule in spec.rules {
-            let (check, rule_text, ok) = match *rule {
-                // Checked above, in its place before freshness.
-                Rule::Unique => continue,
+        for test in spec.tests {
+            let (check, rule_text, ok) = match test.rule {
+                // Checked above, in their places before freshness.
+                Rule::NotNull | Rule::Unique => continue,
                 Rule::Email => (
                     "email_format",
                     "email".to_string(),
@@ -242,11 +290,22 @@ pub(crate) fn plan(
                     };
                     ("range", rule, ok)
                 }
-                Rule::AcceptedValues(values) => (
-                    "accepted_values",
-                    format!("one of {}", values.join(",")),
-                    value.clone().is_in(values_list(values), false),
-                ),
+                Rule::AcceptedValues { values, normalized } => {
+                    let compared = match normalized {
+                        true => normalized_text(value.clone()),
+                        false => value.clone(),
+                    };
+                    let ignoring = if normalized {
+                        " (ignoring case and spacing)"
+                    } else {
+                        ""
+                    };
+                    (
+                        "accepted_values",
+                        format!("one of {}{ignoring}", values.join(",")),
+                        compared.is_in(values_list(values), false),
+                    )
+                }
                 Rule::References {
                     dataset: target,
                     field,
@@ -269,7 +328,7 @@ pub(crate) fn plan(
                 ),
             };
             // A null fails not_null (or nothing, when nullable), never a rule.
-            add(check, rule_text, present.clone().and(ok.not()));
+            add(check, rule_text, present.clone().and(ok.not()), test.config);
         }
     }
     checks
@@ -358,6 +417,150 @@ mod tests {
             ],
         );
         assert!(failures(Dataset::named("contacts"), raw, &HashMap::new()).is_empty());
+    }
+
+    /// Contacts as CRM exports and the source document write them.
+    #[test]
+    fn real_world_contacts_pass() {
+        let ids = [
+            "0b5c7f0e-8a43-4b2a-9d1e-0c6f3f5a8e21",
+            "7d1e2a4b-1c3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d",
+            "2b3c4d5e-6f7a-4b9c-8d1e-2f3a4b5c6d7e",
+        ];
+        let raw = frame(
+            Dataset::named("contacts"),
+            vec![
+                contact(
+                    Some(ids[0]),
+                    "o'brien+tag@sub.example.co.uk",
+                    "Organic Search",
+                    "true",
+                    "2025-05-25T05:30:08Z",
+                ),
+                contact(
+                    Some(ids[1]),
+                    "jane.doe@example.com",
+                    "Paid Social",
+                    "false",
+                    "2025-05-25T22:22:55+02:00",
+                ),
+                contact(
+                    Some(ids[2]),
+                    "x_y-z@example.io",
+                    " web ",
+                    "1",
+                    "2025-05-25T23:31:05.123",
+                ),
+                contact(
+                    Some(ids[3]),
+                    "a!b#c@example.org",
+                    "Event",
+                    "no",
+                    "2025-05-25 10:00:00-0530",
+                ),
+            ],
+        );
+        let got = failures(Dataset::named("contacts"), raw, &HashMap::new());
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn iso_timestamps_are_normalised_to_utc() {
+        let raw = df!("t" => [
+            "2025-05-25T22:22:55+02:00",
+            "2025-05-25T05:30:08Z",
+            "2025-05-25 23:31:05.123",
+            "2025-05-24T20:00:00-0530",
+            "2025-05-25T01:00:00+02",
+            "not a time",
+        ])
+        .unwrap();
+        let spec = Spec {
+            name: "t",
+            ty: ColumnType::Timestamp,
+            nullable: true,
+            tests: &[],
+        };
+        let out = raw
+            .lazy()
+            .select([cast_to_type(&spec, &DataType::String)
+                .dt()
+                .strftime("%Y-%m-%dT%H:%M:%S%.3f")])
+            .collect()
+            .unwrap();
+        let got: Vec<Option<&str>> = out.column("t").unwrap().str().unwrap().iter().collect();
+        assert_eq!(
+            got,
+            [
+                Some("2025-05-25T20:22:55.000"),
+                Some("2025-05-25T05:30:08.000"),
+                Some("2025-05-25T23:31:05.123"),
+                Some("2025-05-25T01:30:00.000"),
+                Some("2025-05-24T23:00:00.000"),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn email_format_follows_rfc_5322_dot_atoms() {
+        let good = [
+            "o'brien+tag@sub.example.co.uk",
+            "a.b-c_d@x-y.io",
+            "{x}|~@example.museum",
+        ];
+        let bad = [
+            "a..b@x.com",
+            ".a@x.com",
+            "a.@x.com",
+            "a@b",
+            "a@-x.com",
+            "a b@x.com",
+            "ab.example.com",
+            "a@@x.com",
+        ];
+        let raw = df!("e" => [&good[..], &bad[..]].concat()).unwrap();
+        let out = raw
+            .lazy()
+            .select([col("e").str().contains(lit(EMAIL_PATTERN), true)])
+            .collect()
+            .unwrap();
+        let matched: Vec<Option<bool>> = out.column("e").unwrap().bool().unwrap().iter().collect();
+        let expected: Vec<Option<bool>> = good
+            .iter()
+            .map(|_| Some(true))
+            .chain(bad.iter().map(|_| Some(false)))
+            .collect();
+        assert_eq!(matched, expected);
+    }
+
+    #[test]
+    fn normalised_accepted_values_ignore_case_and_spacing() {
+        let raw = df!("v" => [" Organic  Search ", "organic-search", "ORGANIC_SEARCH", "organic searching"]).unwrap();
+        let out = raw
+            .lazy()
+            .select([normalized_text(col("v"))])
+            .collect()
+            .unwrap();
+        let got: Vec<Option<&str>> = out.column("v").unwrap().str().unwrap().iter().collect();
+        let expected: Vec<String> = [
+            " Organic  Search ",
+            "organic-search",
+            "ORGANIC_SEARCH",
+            "organic searching",
+        ]
+        .iter()
+        .map(|v| crate::catalog::normalize(v))
+        .collect();
+        assert_eq!(
+            got,
+            expected
+                .iter()
+                .map(|s| Some(s.as_str()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(expected[0], "organic_search");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, CheckResult, flag, plan, typed};
-use crate::catalog::Dataset;
+use crate::catalog::{Dataset, Severity};
 use crate::exit::first_line;
 use crate::formats;
 
@@ -60,6 +60,9 @@ pub struct FailureSummary {
     pub failed_rows: u64,
     pub signature: String,
     pub sample_keys: Vec<Option<String>>,
+    /// `warn`: the rows were kept in the valid slice.
+    #[serde(default, skip_serializing_if = "Severity::is_error")]
+    pub severity: Severity,
 }
 
 /// A file's raw columns, their typed copies and one flag per check.
@@ -73,8 +76,13 @@ pub(crate) struct Flagged {
 pub(crate) struct Summary {
     pub results: Vec<CheckResult>,
     pub failures: Vec<FailureSummary>,
-    /// Rows failing at least one check.
+    /// Rows failing at least one check of `error` severity.
     pub failing: u64,
+    /// Checks whose `error_if` the file meets: it is rejected.
+    pub rejected_by: Vec<String>,
+    /// Checks whose `warn_if` the file meets (any failing row of a `warn`
+    /// check without one).
+    pub warnings: Vec<String>,
 }
 
 /// The split of a readable file with the right columns.
@@ -101,22 +109,39 @@ impl ValidSlice {
     }
 }
 
-/// Checks `raw` and splits it; a file with the wrong columns, a column of
-/// which no value casts, or more than `max_invalid_ratio` failing rows is
-/// a `Rejection` (the last with its quarantine rows all the same).
+/// When a checked file is rejected as a whole.
+pub(crate) struct Tolerance {
+    /// Largest share of rows that may fail `error` checks.
+    pub max_invalid_ratio: f64,
+    /// A rejection decided before the rows were checked (a volume outside
+    /// its band), as the label its rows get.
+    pub rejected_by: Option<String>,
+}
+
+/// Checks `raw` and splits it. A file with the wrong columns or a column of
+/// which no value casts is a `Rejection`; one over its tolerance (too many
+/// failing rows, a check's `error_if`, `tolerance.rejected_by`) has no
+/// valid slice and all its rows quarantined.
 pub(crate) fn split(
     dataset: Dataset,
     ds: NaiveDate,
     raw: DataFrame,
     references: &HashMap<Dataset, Series>,
-    max_invalid_ratio: f64,
+    tolerance: Tolerance,
 ) -> Result<Split, Rejection> {
     let rows_in = raw.height() as u64;
     let flagged = cast_and_flag(dataset, ds, raw, references)?;
-    let summary = flagged.summarise()?;
-    let over_tolerance = summary.failing as f64 > max_invalid_ratio * rows_in as f64;
+    let mut summary = flagged.summarise()?;
+    summary.rejected_by.splice(0..0, tolerance.rejected_by);
+    let max_invalid_ratio = tolerance.max_invalid_ratio;
+    let over_ratio = summary.failing as f64 > max_invalid_ratio * rows_in as f64;
+    let rejection = match (summary.rejected_by.first(), over_ratio) {
+        (Some(check), _) => Some(format!("rejected:{check}")),
+        (None, true) => Some("rejected:invalid_ratio".to_string()),
+        (None, false) => None,
+    };
     let (valid, quarantine) = flagged
-        .partition(over_tolerance, rows_in - summary.failing)
+        .partition(rejection, rows_in - summary.failing)
         .map_err(|e| Rejection::unreadable(first_line(&e.to_string()).to_string()))?;
     Ok(Split {
         rows_in,
@@ -149,7 +174,12 @@ pub(crate) fn cast_and_flag(
         .enumerate()
         .map(|(i, c)| c.fails.clone().alias(flag(i)))
         .collect();
-    let any_failed = (0..plan.len()).map(|i| col(flag(i))).reduce(|a, b| a.or(b));
+    // A row is invalid when it fails a check of `error` severity; `warn`
+    // checks count their rows and keep them.
+    let any_failed = (plan.iter().enumerate())
+        .filter(|(_, c)| c.config.severity.is_error())
+        .map(|(i, _)| col(flag(i)))
+        .reduce(|a, b| a.or(b));
     let work = raw
         .lazy()
         .with_columns(typed_columns)
@@ -189,6 +219,7 @@ impl Flagged {
         let rows_in = self.work.height() as u64;
         let mut results = Vec::with_capacity(self.plan.len());
         let mut failures = Vec::new();
+        let (mut rejected_by, mut warnings) = (Vec::new(), Vec::new());
         for (i, check) in self.plan.iter().enumerate() {
             let failed = self.failed_rows(i);
             if check.check == "type_cast" && failed > 0 {
@@ -205,27 +236,40 @@ impl Flagged {
             if failed > 0 {
                 failures.push(self.failure_summary(check, failed, i));
             }
+            let config = check.config;
+            if let Some(limit) = config.error_if.filter(|t| t.met(failed, rows_in)) {
+                rejected_by.push(format!("{} error_if {limit}", check.label()));
+            }
+            let warns = match config.warn_if {
+                Some(limit) => limit.met(failed, rows_in),
+                None => !config.severity.is_error() && failed > 0,
+            };
+            if warns {
+                warnings.push(check.label());
+            }
             results.push(check.result(failed));
         }
         Ok(Summary {
             results,
             failures,
             failing: count_true(&self.work, INVALID),
+            rejected_by,
+            warnings,
         })
     }
 
-    /// The valid slice (none when the file is over tolerance) and the
-    /// quarantine rows: every row when over tolerance, each labelled with
-    /// the checks it failed.
+    /// The valid slice and the quarantine rows, each labelled with the
+    /// checks it failed; for a `rejection` (its label) no valid slice, and
+    /// every row quarantined, the passing ones labelled with it.
     fn partition(
         self,
-        over_tolerance: bool,
+        rejection: Option<String>,
         valid_rows: u64,
     ) -> PolarsResult<(Option<ValidSlice>, DataFrame)> {
         let columns = self.dataset.columns();
-        if over_tolerance {
+        if let Some(label) = rejection {
             let note = when(col(INVALID).not())
-                .then(lit("rejected:invalid_ratio"))
+                .then(lit(label))
                 .otherwise(lit(NULL));
             let quarantine = self.with_reasons(self.work.clone().lazy(), Some(note))?;
             return Ok((None, quarantine));
@@ -287,6 +331,7 @@ impl Flagged {
             rule: result.rule,
             failed_rows: failed,
             sample_keys: samples,
+            severity: check.config.severity,
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Status, Task, TaskMetrics};
-use crate::catalog::Zone;
+use crate::catalog::{Severity, Zone};
 use crate::checks::split::FailureSummary;
 
 /// Each task's own fields, flattened into its metrics. Untagged: the
@@ -36,6 +36,25 @@ pub struct ValidateDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<FailureSummary>>,
     pub slices: Slices,
+    /// Checks whose `warn_if` the file met (or `warn` checks with failing
+    /// rows): the alert's warnings, the rows kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The row count against the previous ds's, when the contract
+    /// declares a volume band and the previous ds was validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VolumeCheck {
+    pub previous_ds: String,
+    pub previous_rows: u64,
+    pub rows: u64,
+    /// The band, as the contract declares it ("0.5x to 2x of the previous ds").
+    pub expected: String,
+    pub within: bool,
+    pub severity: Severity,
 }
 
 /// Each slice validate wrote, or `None` where it positively wrote none (no

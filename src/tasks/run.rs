@@ -31,9 +31,12 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
         // As in the DAG, a task with nothing to do (a dataset whose file has
         // not arrived) is skipped; anything else stops the run.
         let m = match tasks::run(ctx, &command) {
-            Err(e) if exit::code_of(&e) == ExitCode::NothingToDo => {
-                tasks::failed(&command, &ctx.airflow, ExitCode::NothingToDo, exit::one_line(&e))
-            }
+            Err(e) if exit::code_of(&e) == ExitCode::NothingToDo => tasks::failed(
+                &command,
+                &ctx.airflow,
+                ExitCode::NothingToDo,
+                exit::one_line(&e),
+            ),
             outcome => outcome?,
         };
         if show_progress {

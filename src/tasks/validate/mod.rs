@@ -20,16 +20,18 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::catalog::Dataset;
 use crate::checks::CheckResult;
-use crate::checks::split::{self, Rejection, Split, ValidSlice};
+use crate::checks::split::{self, Rejection, Split, Tolerance, ValidSlice};
 use crate::cli::ValidateArgs;
 use crate::context::{Context, Stage};
 use crate::exit::{self, ExitCode};
 use crate::formats;
-use crate::metrics::{Details, Slices, Status, Task, TaskMetrics, ValidateDetails};
+use crate::metrics::{Details, Slices, Status, Task, TaskMetrics, ValidateDetails, VolumeCheck};
 use crate::storage::ObjectBytes;
 
-/// Bump when checks change, so files validated by older rules are redone.
-const RULES_VERSION: u32 = 1;
+/// Bump when the checks' code changes, so files validated by older code
+/// are redone; a changed contract does that by itself (its digest is in
+/// the fingerprint).
+const RULES_VERSION: u32 = 2;
 
 pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics> {
     let ValidateArgs {
@@ -49,7 +51,7 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
     let mut metrics = stage.metrics(ctx);
     metrics.lap("read", &mut clock);
     let (raw_key, raw_url, size) = (input.raw_key.clone(), input.raw_url.clone(), input.size);
-    let outcome = check(
+    let (outcome, volume) = check(
         ctx,
         &mut metrics,
         &mut clock,
@@ -57,7 +59,7 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
         options.max_invalid_ratio,
     )?;
     metrics.lap("check", &mut clock);
-    let (results, details) = match outcome {
+    let (mut results, mut details) = match outcome {
         Ok(split) => write_split(
             ctx,
             &mut metrics,
@@ -77,11 +79,30 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
             let details = ValidateDetails {
                 failures: None,
                 slices,
+                warnings: Vec::new(),
+                volume: None,
             };
             (vec![rejection.result()], details)
         }
     };
     metrics.lap("write", &mut clock);
+    if let Some(volume) = volume {
+        // A check of the file as a whole: one failing "row" when outside.
+        let outside = u64::from(!volume.within);
+        results.push(CheckResult {
+            check: "volume",
+            column: "*".into(),
+            rule: volume.expected.clone(),
+            failed_rows: outside,
+        });
+        if outside > 0 {
+            metrics.add_failed("volume", 1);
+            if !volume.severity.is_error() {
+                details.warnings.push("volume".into());
+            }
+        }
+        details.volume = Some(volume);
+    }
     metrics.details = Some(Details::Validate(details));
 
     let new_signatures = ctx.metadata.record_checks(
@@ -156,8 +177,9 @@ impl Input {
     /// input changed).
     fn fingerprint(&self, max_invalid_ratio: f64) -> String {
         let mut fingerprint = format!(
-            "size={} max_invalid_ratio={max_invalid_ratio} rules={RULES_VERSION}",
-            self.size
+            "size={} max_invalid_ratio={max_invalid_ratio} rules={RULES_VERSION} contract=xxh3:{:032x}",
+            self.size,
+            xxh3_128(self.dataset.contract_digest().as_bytes())
         );
         let raw = (self.dataset, self.raw.as_deref().unwrap_or_default());
         let references = self.references.iter().map(|(d, b)| (*d, &**b));
@@ -196,7 +218,7 @@ fn check(
     clock: &mut Instant,
     input: Input,
     max_invalid_ratio: f64,
-) -> Result<Result<Split, Rejection>> {
+) -> Result<(Result<Split, Rejection>, Option<VolumeCheck>)> {
     let limit = ctx.limits.max_decompressed_bytes;
     let parsed = match &input.raw {
         None => Err(anyhow::anyhow!(
@@ -214,16 +236,46 @@ fn check(
     };
     drop(input.references);
     metrics.lap("read_references", clock);
-    Ok(match parsed {
-        Ok(frame) => split::split(
-            input.dataset,
-            input.ds,
-            frame,
-            &references,
-            max_invalid_ratio,
-        ),
-        Err(e) => Err(Rejection::unreadable(e.to_string())),
-    })
+    let frame = match parsed {
+        Ok(frame) => frame,
+        Err(e) => return Ok((Err(Rejection::unreadable(e.to_string())), None)),
+    };
+    let volume = volume(ctx, input.dataset, input.ds, frame.height() as u64)?;
+    let outside = volume.as_ref().filter(|v| !v.within);
+    let tolerance = Tolerance {
+        max_invalid_ratio,
+        rejected_by: outside
+            .filter(|v| v.severity.is_error())
+            .map(|v| format!("volume {} rows, expected {}", v.rows, v.expected)),
+    };
+    let split = split::split(input.dataset, input.ds, frame, &references, tolerance);
+    Ok((split, volume))
+}
+
+/// The file's rows against the previous ds's, if the contract declares a
+/// band and the previous ds was validated (not rejected).
+fn volume(
+    ctx: &Context,
+    dataset: Dataset,
+    ds: NaiveDate,
+    rows: u64,
+) -> Result<Option<VolumeCheck>> {
+    let (Some(band), Some(previous_ds)) = (dataset.volume(), ds.pred_opt()) else {
+        return Ok(None);
+    };
+    let previous = ctx
+        .metadata
+        .stage(dataset.name(), previous_ds, Task::Validate.name())?
+        .and_then(|done| serde_json::from_value::<TaskMetrics>(done.metrics).ok())
+        .filter(|m| m.status != Status::Rejected);
+    Ok(previous.map(|m| VolumeCheck {
+        previous_ds: previous_ds.to_string(),
+        previous_rows: m.rows_in,
+        rows,
+        expected: band.to_string(),
+        within: band.accepts(rows, m.rows_in),
+        severity: band.severity,
+    }))
 }
 
 /// The keys of each referenced file.
@@ -269,13 +321,17 @@ fn write_split(
     metrics.failed.retain(|_, n| *n > 0);
     metrics.status = match (&split.valid, quarantined) {
         (None, _) => {
-            reject(
-                metrics,
-                format!(
-                    "{raw_url}: {} of {} rows failed checks, over the tolerance of {max_invalid_ratio}",
+            let why = match split.summary.rejected_by.is_empty() {
+                true => format!(
+                    "{} of {} rows failed checks, over the tolerance of {max_invalid_ratio}",
                     split.summary.failing, split.rows_in
                 ),
-            );
+                false => format!(
+                    "the contract rejects the file: {}",
+                    split.summary.rejected_by.join(", ")
+                ),
+            };
+            reject(metrics, format!("{raw_url}: {why}"));
             Status::Rejected
         }
         (Some(_), 0) => Status::Validated,
@@ -289,6 +345,8 @@ fn write_split(
     let details = ValidateDetails {
         failures: Some(split.summary.failures),
         slices,
+        warnings: split.summary.warnings,
+        volume: None,
     };
     Ok((split.summary.results, details))
 }
