@@ -166,6 +166,8 @@ pub(crate) enum TaskCommand {
     Setup(SetupArgs),
     /// Run SQL on the warehouse and print the last statement's rows (tab-separated).
     Sql(SqlArgs),
+    /// Write the data-quality report of one ds (HTML) to the lake.
+    Report(ReportArgs),
     /// Every task for every dataset, in DAG order, for one ds or a range.
     Run(RunArgs),
 }
@@ -180,6 +182,7 @@ impl TaskCommand {
             TaskCommand::Transform(_) => Task::Transform,
             TaskCommand::Setup(_) => Task::Setup,
             TaskCommand::Sql(_) => Task::Sql,
+            TaskCommand::Report(_) => Task::Report,
             TaskCommand::Run(_) => Task::Run,
         }
     }
@@ -193,6 +196,7 @@ impl TaskCommand {
             | TaskCommand::Upload(UploadArgs { target })
             | TaskCommand::Load(LoadArgs { target }) => (Some(&target.dataset), Some(target.ds)),
             TaskCommand::Transform(args) => (None, Some(args.ds)),
+            TaskCommand::Report(args) => (None, Some(args.ds)),
             TaskCommand::Run(args) => (None, args.ds.or(args.from)),
             TaskCommand::Setup(_) | TaskCommand::Sql(_) => (None, None),
         }
@@ -273,6 +277,16 @@ pub(crate) struct TransformArgs {
     /// The logical date, YYYY-MM-DD.
     #[arg(long, value_parser = parse_ds)]
     pub ds: NaiveDate,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct ReportArgs {
+    /// The logical date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_ds)]
+    pub ds: NaiveDate,
+    /// Days of check history the trend charts show.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
 }
 
 #[derive(Args, Debug, Clone, Copy)]

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use common::{DS, Pipeline, Run};
 
+fn error_of(run: &Run) -> &str {
+    run.metrics["error"].as_str().unwrap_or_default()
+}
+
 /// The contracts of one test, in the pipeline's temp dir.
 fn contracts(p: &Pipeline, name: &str, yaml: &str) -> PathBuf {
     let path = p.dir.path().join(name);
@@ -25,48 +29,23 @@ fn run_with(p: &Pipeline, contracts: &Path, args: &[&str]) -> Run {
     )
 }
 
-const WEBINARS: &str = "
-version: 2
-sources:
-  - name: raw
-    schema: RAW
-    tables:
-      - name: webinars
-        description: Webinars held on the ds.
-        meta: {format: csv, key: webinar_id, date_column: held_on}
-        columns:
-          - name: webinar_id
-            data_type: text
-            data_tests: [not_null, unique]
-          - name: campaign_id
-            data_type: text
-            data_tests:
-              - not_null
-              - relationships: {to: \"source('raw', 'campaigns')\", field: campaign_id}
-          - name: attendees
-            data_type: integer
-            data_tests:
-              - range: {min: 0}
-          - name: held_on
-            data_type: date
-            data_tests: [not_null]
-";
+/// A seventh dataset's contract.
+fn webinars() -> String {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts/webinars.yml");
+    std::fs::read_to_string(path).unwrap()
+}
 
 #[test]
 fn a_seventh_dataset_is_validated_published_and_loaded() {
     let p = Pipeline::new();
-    let yaml = contracts(&p, "webinars.yml", WEBINARS);
+    let yaml = contracts(&p, "webinars.yml", &webinars());
     for d in common::datasets() {
         run_with(&p, &yaml, &["generate", d, "--ds", DS]);
     }
     let generate = run_with(&p, &yaml, &["generate", "webinars", "--ds", DS]);
     assert_eq!(generate.code, 2, "{}", generate.stdout);
-    assert!(
-        generate.metrics["error"]
-            .as_str()
-            .unwrap()
-            .contains("no synthetic generator")
-    );
+    assert!(error_of(&generate).contains("no synthetic generator"));
 
     // Three rows: one clean, one with a campaign that does not exist, one
     // with a negative attendance.
@@ -127,30 +106,34 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
     // Without the contract the dataset is unknown: a usage error.
     let unknown = p.run(&["validate", "webinars", "--ds", DS]);
     assert_eq!(unknown.code, 2);
-    assert!(
-        unknown.metrics["error"]
-            .as_str()
-            .unwrap()
-            .contains("the contracts declare")
-    );
+    assert!(error_of(&unknown).contains("the contracts declare"));
 }
 
-/// The embedded forms contract with `form_type`'s accepted values gone.
-const LOOSE_FORMS: &str = "
+/// The forms contract with `form_type`'s accepted values gone.
+fn loose_forms() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts/forms_loose.yml")
+}
+
+/// A forms contract: `meta` after its format and key, `form_type`'s tests.
+fn forms_contract(meta: &str, form_type_tests: &str) -> String {
+    format!(
+        "
 version: 2
 sources:
   - name: raw
     tables:
       - name: forms
-        meta: {format: jsonl, key: form_id}
+        meta: {{format: jsonl, key: form_id{meta}}}
         columns:
           - name: form_id
             data_type: text
             data_tests: [not_null, unique]
           - name: form_type
             data_type: text
-            data_tests: [not_null]
-";
+            data_tests: {form_type_tests}
+"
+    )
+}
 
 #[test]
 fn a_loosened_rule_changes_what_validate_accepts() {
@@ -176,35 +159,18 @@ fn a_loosened_rule_changes_what_validate_accepts() {
     );
     assert_eq!(strict["failed"]["accepted_values"], 1);
 
-    let yaml = contracts(&p, "forms.yml", LOOSE_FORMS);
-    let loose = run_with(&p, &yaml, &["validate", "forms", "--ds", DS]);
+    let loose = run_with(&p, &loose_forms(), &["validate", "forms", "--ds", DS]);
     assert_eq!(loose.code, 0, "{}", loose.stderr);
     assert_eq!(loose.metrics["status"], "validated");
     assert_eq!(loose.metrics["rows_out"], 2);
 }
 
-/// The forms contract with `form_type`'s accepted values under `config`.
+/// Forms whose `form_type` accepted values carry `config`.
 fn forms_with_config(config: &str) -> String {
-    format!(
-        "
-version: 2
-sources:
-  - name: raw
-    tables:
-      - name: forms
-        meta: {{format: jsonl, key: form_id}}
-        columns:
-          - name: form_id
-            data_type: text
-            data_tests: [not_null, unique]
-          - name: form_type
-            data_type: text
-            data_tests:
-              - accepted_values:
-                  values: [contact_us, demo_request]
-                  config: {config}
-"
-    )
+    let tests = format!(
+        "\n              - accepted_values:\n                  values: [contact_us, demo_request]\n                  config: {config}"
+    );
+    forms_contract("", &tests)
 }
 
 #[test]
@@ -282,7 +248,7 @@ fn severity_and_thresholds_decide_rows_and_files() {
         ],
     );
     assert_eq!(run.code, 65, "{}", run.stderr);
-    let error = run.metrics["error"].as_str().unwrap();
+    let error = error_of(&run);
     assert!(
         error.contains("accepted_values:form_type error_if >= 25%"),
         "{error}"
@@ -295,22 +261,7 @@ fn severity_and_thresholds_decide_rows_and_files() {
 
 /// Forms with a volume band against the previous ds.
 fn forms_with_volume(volume: &str) -> String {
-    format!(
-        "
-version: 2
-sources:
-  - name: raw
-    tables:
-      - name: forms
-        meta: {{format: jsonl, key: form_id, volume: {volume}}}
-        columns:
-          - name: form_id
-            data_type: text
-            data_tests: [not_null, unique]
-          - name: form_type
-            data_type: text
-"
-    )
+    forms_contract(&format!(", volume: {volume}"), "[]")
 }
 
 #[test]
@@ -355,7 +306,7 @@ fn volume_is_reconciled_with_the_previous_ds() {
     );
     let rejected = run_with(&p, &error, &["validate", "forms", "--ds", "2025-05-26"]);
     assert_eq!(rejected.code, 65, "{}", rejected.stderr);
-    let message = rejected.metrics["error"].as_str().unwrap();
+    let message = error_of(&rejected);
     assert!(
         message.contains("volume 5 rows, expected 0.8x to 2x of the previous ds"),
         "{message}"
@@ -374,11 +325,11 @@ fn a_malformed_contract_is_a_configuration_error_naming_file_line_and_field() {
     let yaml = contracts(
         &p,
         "broken.yml",
-        &WEBINARS.replace("data_type: integer", "data_type: int"),
+        &webinars().replace("data_type: integer", "data_type: int"),
     );
     let run = run_with(&p, &yaml, &["validate", "contacts", "--ds", DS]);
     assert_eq!(run.code, 78, "{}", run.stderr);
-    let error = run.metrics["error"].as_str().unwrap();
+    let error = error_of(&run);
     assert!(error.contains("broken.yml"), "{error}");
     assert!(
         error.contains("line 20") && error.contains("data_type"),
@@ -388,10 +339,5 @@ fn a_malformed_contract_is_a_configuration_error_naming_file_line_and_field() {
     let missing = p.dir.path().join("no-such-contracts.yml");
     let run = run_with(&p, &missing, &["validate", "contacts", "--ds", DS]);
     assert_eq!(run.code, 78);
-    assert!(
-        run.metrics["error"]
-            .as_str()
-            .unwrap()
-            .contains("PIPELINE_CONTRACTS")
-    );
+    assert!(error_of(&run).contains("PIPELINE_CONTRACTS"));
 }

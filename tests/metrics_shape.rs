@@ -84,6 +84,7 @@ fn observed() -> BTreeMap<String, Value> {
         }
     }
     record("transform".into(), &["transform", "--ds", DS], 0);
+    record("report".into(), &["report", "--ds", DS], 0);
     record("setup".into(), &["setup"], 0);
     record(
         "sql".into(),

@@ -260,13 +260,17 @@ fn oracle(dataset: Dataset, landing: &Path) -> (BTreeMap<String, u64>, Vec<Strin
         dataset.key(),
         invalid.join(" OR ")
     );
-    let mut statement = db.prepare(&valid).unwrap();
-    let keys = statement
+    (failed, keys(&db, &valid))
+}
+
+/// The first column of a query's rows, as text.
+fn keys(db: &duckdb::Connection, query: &str) -> Vec<String> {
+    let mut statement = db.prepare(query).unwrap();
+    statement
         .query_map([], |r| r.get::<_, Option<String>>(0))
         .unwrap()
         .map(|k| k.unwrap().unwrap_or_default())
-        .collect();
-    (failed, keys)
+        .collect()
 }
 
 /// What validate reported: its `failed` counts and its valid slice's keys.
@@ -294,13 +298,7 @@ fn validated(p: &Pipeline, dataset: Dataset) -> (BTreeMap<String, u64>, Vec<Stri
         dataset.key(),
         slice.display()
     );
-    let mut statement = db.prepare(&query).unwrap();
-    let keys = statement
-        .query_map([], |r| r.get::<_, Option<String>>(0))
-        .unwrap()
-        .map(|k| k.unwrap().unwrap_or_default())
-        .collect();
-    (failed, keys)
+    (failed, keys(&db, &query))
 }
 
 #[test]
@@ -358,7 +356,7 @@ fn validate_agrees_with_the_oracle_on_hand_made_contacts() {
             id(1)
         ),
         format!(",Ha,Xi,ha@example.com,Acme,,direct,CTO,UK,false,{DS}T10:00:00"),
-        format!("tmp-1234,Io,Ze,io@example.com,Acme,Tech,webinar,CTO,UK,n,2025-05-24T10:00:00"),
+        "tmp-1234,Io,Ze,io@example.com,Acme,Tech,webinar,CTO,UK,n,2025-05-24T10:00:00".to_string(),
     ];
     std::fs::write(
         p.raw_path("contacts", "csv"),

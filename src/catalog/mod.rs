@@ -573,24 +573,7 @@ mod tests {
         Catalogue::load(&[("extra.yml".into(), text.into())])
     }
 
-    const SEVENTH: &str = "
-version: 2
-sources:
-  - name: raw
-    tables:
-      - name: webinars
-        meta: {format: csv, key: webinar_id, date_column: held_on}
-        columns:
-          - name: webinar_id
-            data_type: text
-            data_tests: [not_null, unique]
-          - name: campaign_id
-            data_type: text
-            data_tests:
-              - relationships: {to: \"source('raw', 'campaigns')\", field: campaign_id}
-          - name: held_on
-            data_type: date
-";
+    const SEVENTH: &str = include_str!("../../tests/fixtures/contracts/webinars.yml");
 
     #[test]
     fn contracts_add_and_replace_tables() {
@@ -599,20 +582,7 @@ sources:
         let webinars = catalogue.get("webinars").unwrap();
         assert!(webinars.is_fact());
         assert_eq!(webinars.references(), [catalogue.get("campaigns").unwrap()]);
-        let loosened = "
-version: 2
-sources:
-  - name: raw
-    tables:
-      - name: forms
-        meta: {format: jsonl, key: form_id}
-        columns:
-          - name: form_id
-            data_type: text
-            data_tests: [not_null, unique]
-          - name: form_type
-            data_type: text
-";
+        let loosened = include_str!("../../tests/fixtures/contracts/forms_loose.yml");
         let forms = load(loosened).unwrap().get("forms").unwrap();
         let form_type = forms.column("form_type").unwrap();
         assert!(form_type.tests.is_empty() && form_type.nullable);
@@ -625,14 +595,14 @@ sources:
         let err = load(&bad_type).err().unwrap();
         assert!(err.starts_with("extra.yml: "), "{err}");
         assert!(
-            err.contains("data_type") && err.contains("line 17"),
+            err.contains("data_type") && err.contains("line 24"),
             "{err}"
         );
 
         let bad_test = SEVENTH.replace("[not_null, unique]", "[not_null, uniq]");
         let err = load(&bad_test).err().unwrap();
         assert!(
-            err.contains("line 9") && err.contains("webinar_id"),
+            err.contains("line 11") && err.contains("webinar_id"),
             "{err}"
         );
         assert!(err.contains("unknown test \"uniq\""), "{err}");

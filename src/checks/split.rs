@@ -126,7 +126,7 @@ pub(crate) fn split(
     dataset: Dataset,
     ds: NaiveDate,
     raw: DataFrame,
-    references: &HashMap<Dataset, Series>,
+    references: &HashMap<&'static str, Series>,
     tolerance: Tolerance,
 ) -> Result<Split, Rejection> {
     let rows_in = raw.height() as u64;
@@ -156,7 +156,7 @@ pub(crate) fn cast_and_flag(
     dataset: Dataset,
     ds: NaiveDate,
     raw: DataFrame,
-    references: &HashMap<Dataset, Series>,
+    references: &HashMap<&'static str, Series>,
 ) -> Result<Flagged, Rejection> {
     check_columns(dataset, &raw)?;
     let schema = raw.schema().clone();

@@ -250,6 +250,37 @@ impl Metadata {
     }
 
     /// The failure signatures of (dataset, ds) that are new to `run_id`.
+    /// Every check of `dataset` recorded for the ds's from `from` to `to`,
+    /// oldest first.
+    pub(crate) fn check_history(
+        &self,
+        dataset: Dataset,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CheckDay>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let rows = self.db.query_column(
+            "SELECT ds || '|' || check_name || '|' || column_name || '|'
+                    || CAST(failed_rows AS TEXT) || '|' || CAST(total_rows AS TEXT)
+             FROM dq_checks WHERE dataset = $1 AND ds >= $2 AND ds <= $3
+             ORDER BY ds, check_name, column_name",
+            &[Arg::Text(dataset.name()), Arg::Text(&from), Arg::Text(&to)],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let mut parts = row.split('|');
+                Some(CheckDay {
+                    ds: parts.next()?.to_string(),
+                    check: parts.next()?.to_string(),
+                    column: parts.next()?.to_string(),
+                    failed_rows: parts.next()?.parse().ok()?,
+                    total_rows: parts.next()?.parse().ok()?,
+                })
+            })
+            .collect())
+    }
+
     pub(crate) fn new_signatures(
         &self,
         dataset: Dataset,
@@ -302,6 +333,16 @@ impl Metadata {
     fn count(&self, sql: &str) -> Result<u64> {
         self.db.count(sql, &[])
     }
+}
+
+/// One check's outcome on one ds, from dq_checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CheckDay {
+    pub ds: String,
+    pub check: String,
+    pub column: String,
+    pub failed_rows: u64,
+    pub total_rows: u64,
 }
 
 /// Wall-clock now in RFC 3339, as the tables record it.

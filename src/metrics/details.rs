@@ -20,7 +20,16 @@ pub enum Details {
     Transform(TransformDetails),
     Setup(SetupDetails),
     Sql(SqlDetails),
+    Report(ReportDetails),
     Run(RunDetails),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReportDetails {
+    /// Size of the HTML page written (`outputs.report` is its URL).
+    pub report_bytes: u64,
+    /// The datasets it covers: those validated for the ds.
+    pub datasets: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -32,11 +32,12 @@ pub enum Task {
     Transform,
     Setup,
     Sql,
+    Report,
     Run,
 }
 
 impl Task {
-    pub const ALL: [Task; 8] = [
+    pub const ALL: [Task; 9] = [
         Task::Generate,
         Task::Validate,
         Task::Upload,
@@ -44,6 +45,7 @@ impl Task {
         Task::Transform,
         Task::Setup,
         Task::Sql,
+        Task::Report,
         Task::Run,
     ];
 
@@ -56,6 +58,7 @@ impl Task {
             Task::Transform => "transform",
             Task::Setup => "setup",
             Task::Sql => "sql",
+            Task::Report => "report",
             Task::Run => "run",
         }
     }
@@ -80,6 +83,7 @@ impl Task {
             Task::Transform => &[Transformed, TestsFailed],
             Task::Setup => &[SetUp],
             Task::Sql => &[Queried],
+            Task::Report => &[Reported],
             Task::Run => &[Completed, CompletedWithRejections],
         }
     }
@@ -116,6 +120,7 @@ pub enum Status {
     TestsFailed,
     SetUp,
     Queried,
+    Reported,
     Completed,
     /// `run` finished, and at least one task rejected data (exit 65).
     CompletedWithRejections,
@@ -142,6 +147,7 @@ impl Status {
             TestsFailed => "tests_failed",
             SetUp => "set_up",
             Queried => "queried",
+            Reported => "reported",
             Completed => "completed",
             CompletedWithRejections => "completed_with_rejections",
         }

@@ -5,6 +5,7 @@
 
 pub(crate) mod generate;
 pub(crate) mod load;
+pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod setup;
 pub(crate) mod sql;
@@ -32,6 +33,7 @@ pub(crate) fn run(ctx: &mut Context, command: &TaskCommand) -> Result<TaskMetric
         TaskCommand::Transform(args) => transform::run(ctx, args),
         TaskCommand::Setup(args) => setup::run(ctx, args),
         TaskCommand::Sql(args) => sql::run(ctx, args),
+        TaskCommand::Report(args) => report::run(ctx, args),
         TaskCommand::Run(args) => run::run(ctx, args),
     }?;
     metrics.duration_ms = clock.elapsed().as_millis() as u64;

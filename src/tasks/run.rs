@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 
 use crate::catalog::Dataset;
 use crate::cli::{
-    GenerateArgs, LoadArgs, RunArgs, Target, TaskCommand, TransformArgs, UploadArgs, ValidateArgs,
+    GenerateArgs, LoadArgs, ReportArgs, RunArgs, Target, TaskCommand, TransformArgs, UploadArgs,
+    ValidateArgs,
 };
 use crate::context::Context;
 use crate::exit::{self, ExitCode};
@@ -75,6 +76,8 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
         if !rejected_on(&done, ds) {
             step(ctx, &mut done, TaskCommand::Transform(TransformArgs { ds }))?;
         }
+        let report = ReportArgs { ds, days: 30 };
+        step(ctx, &mut done, TaskCommand::Report(report))?;
     }
 
     print_summary(datasets, &dates, &done);
@@ -227,5 +230,12 @@ fn print_summary(datasets: &[Dataset], dates: &[NaiveDate], done: &[TaskMetrics]
             ),
             _ => writeln!(out, "{ds}  marts: not built (a file was rejected)"),
         };
+        let report = done
+            .iter()
+            .find(|m| m.task == Task::Report && m.ds.as_deref() == Some(ds.as_str()))
+            .and_then(|m| m.outputs.get("report"));
+        if let Some(url) = report {
+            let _ = writeln!(out, "{ds}  data-quality report: {url}");
+        }
     }
 }

@@ -282,7 +282,7 @@ fn volume(
 fn parse_references(
     files: &[(Dataset, ObjectBytes)],
     max_decompressed_bytes: u64,
-) -> Result<HashMap<Dataset, Series>> {
+) -> Result<HashMap<&'static str, Series>> {
     files
         .iter()
         .map(|(target, bytes)| {
@@ -296,7 +296,7 @@ fn parse_references(
                         "cannot check foreign keys: upstream {target} file is unusable: {e}"
                     ))
                 })?;
-            Ok((*target, keys))
+            Ok((target.name(), keys))
         })
         .collect()
 }
