@@ -165,6 +165,89 @@ fn a_loosened_rule_changes_what_validate_accepts() {
     assert_eq!(loose.metrics["rows_out"], 2);
 }
 
+#[test]
+fn a_column_added_to_a_contract_is_checked_and_loaded() {
+    let p = Pipeline::new();
+    let raw = p
+        .landing()
+        .join(format!("raw-data/campaigns/ds={DS}/campaigns_{DS}.jsonl"));
+    std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
+    std::fs::write(
+        &raw,
+        "{\"campaign_id\":\"cmp_001\",\"campaign_name\":\"Spring\",\"channel\":\"Email\"}\n\
+         {\"campaign_id\":\"cmp_002\",\"campaign_name\":\"Summer\",\"channel\":\"Billboard\"}\n",
+    )
+    .unwrap();
+    // The embedded contract has no `channel`: the file is rejected.
+    let before = p.run(&["validate", "campaigns", "--ds", DS]);
+    assert_eq!(before.code, 65);
+    assert!(
+        error_of(&before).contains("extra=[channel]"),
+        "{}",
+        error_of(&before)
+    );
+
+    let yaml = contracts(
+        &p,
+        "campaigns.yml",
+        "
+version: 2
+sources:
+  - name: raw
+    tables:
+      - name: campaigns
+        meta: {format: jsonl, key: campaign_id}
+        columns:
+          - name: campaign_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: campaign_name
+            data_type: text
+            data_tests: [not_null]
+          - name: channel
+            data_type: text
+            data_tests:
+              - not_null
+              - matches_pattern: {pattern: '^(Paid Search|LinkedIn|Email)$'}
+",
+    );
+    let after = run_with(
+        &p,
+        &yaml,
+        &[
+            "validate",
+            "campaigns",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.5",
+        ],
+    );
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(after.metrics["failed"]["pattern"], 1);
+    assert_eq!(after.metrics["rows_out"], 1);
+    run_with(&p, &yaml, &["upload", "campaigns", "--ds", DS]);
+    let load = run_with(&p, &yaml, &["load", "campaigns", "--ds", DS]);
+    assert_eq!(load.metrics["status"], "loaded", "{}", load.stderr);
+    let channel = run_with(&p, &yaml, &["sql", "SELECT CHANNEL FROM RAW.CAMPAIGNS"]);
+    assert_eq!(channel.stdout.lines().next(), Some("Email"));
+
+    let bad = contracts(
+        &p,
+        "bad.yml",
+        &std::fs::read_to_string(&yaml)
+            .unwrap()
+            .replace("$'}", "('}"),
+    );
+    let run = run_with(&p, &bad, &["validate", "campaigns", "--ds", DS]);
+    assert_eq!(run.code, 78);
+    assert!(
+        error_of(&run).contains("matches_pattern.pattern"),
+        "{}",
+        error_of(&run)
+    );
+}
+
 /// Forms whose `form_type` accepted values carry `config`.
 fn forms_with_config(config: &str) -> String {
     let tests = format!(

@@ -116,6 +116,13 @@ fn checks(dataset: Dataset, ds: &str, raw_dir: &Path) -> Vec<(String, String, bo
                         )
                     ),
                 ),
+                Rule::Pattern(pattern) => (
+                    "pattern",
+                    format!(
+                        "NOT regexp_matches({value}, '{}')",
+                        pattern.replace('\'', "''")
+                    ),
+                ),
                 Rule::Uuid => (
                     "uuid_format",
                     format!(

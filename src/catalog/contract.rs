@@ -229,6 +229,16 @@ fn rule(name: &str, args: Option<&serde_yaml::Value>) -> Result<Rule, String> {
         "unique" => Rule::Unique,
         "email_format" => Rule::Email,
         "uuid_format" => Rule::Uuid,
+        "matches_pattern" => {
+            let pattern = text("pattern")?;
+            regex::Regex::new(pattern).map_err(|e| {
+                format!(
+                    "matches_pattern.pattern: {}",
+                    e.to_string().replace('\n', " ")
+                )
+            })?;
+            Rule::Pattern(pattern)
+        }
         "range" => Rule::Range {
             min: number("min")?,
             max: number("max")?,

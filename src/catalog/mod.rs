@@ -64,6 +64,8 @@ pub enum Rule {
     Email,
     /// Canonical 8-4-4-4-12 hexadecimal UUID.
     Uuid,
+    /// Matches a regular expression (Rust's `regex` syntax).
+    Pattern(&'static str),
     /// Inclusive numeric range; `None` leaves that side open.
     Range {
         min: Option<f64>,

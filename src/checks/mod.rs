@@ -209,6 +209,7 @@ pub(crate) fn check_name(rule: Rule) -> &'static str {
         Rule::Unique => "unique",
         Rule::Email => "email_format",
         Rule::Uuid => "uuid_format",
+        Rule::Pattern(_) => "pattern",
         Rule::Range { .. } => "range",
         Rule::AcceptedValues { .. } => "accepted_values",
         Rule::References { .. } => "foreign_key",
@@ -291,6 +292,10 @@ pub(crate) fn plan(
                 Rule::Uuid => (
                     "uuid".to_string(),
                     value.clone().str().contains(lit(UUID_PATTERN), true),
+                ),
+                Rule::Pattern(pattern) => (
+                    format!("matches {pattern}"),
+                    value.clone().str().contains(lit(pattern), true),
                 ),
                 Rule::Range { min, max } => {
                     let mut ok = lit(true);
