@@ -248,6 +248,93 @@ sources:
     );
 }
 
+#[test]
+fn freshness_is_judged_in_the_declared_time_zone() {
+    let p = Pipeline::new();
+    let contract = |timezone: &str| {
+        format!(
+            "
+version: 2
+sources:
+  - name: raw
+    tables:
+      - name: signups
+        meta: {{format: csv, key: signup_id, date_column: signed_up_at, timezone: {timezone}}}
+        columns:
+          - name: signup_id
+            data_type: text
+            data_tests: [not_null, unique]
+          - name: signed_up_at
+            data_type: timestamp
+            data_tests: [not_null]
+"
+        )
+    };
+    let raw = p
+        .landing()
+        .join(format!("raw-data/signups/ds={DS}/signups_{DS}.csv"));
+    std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
+    // In Berlin (UTC+2 in May): 01:30 on the ds, 01:30 the day after, noon.
+    std::fs::write(
+        &raw,
+        "signup_id,signed_up_at\n\
+         a,2025-05-24T23:30:00Z\n\
+         b,2025-05-25T23:30:00Z\n\
+         c,2025-05-25T12:00:00+02:00\n",
+    )
+    .unwrap();
+    let berlin = contracts(&p, "berlin.yml", &contract("Europe/Berlin"));
+    let run = run_with(
+        &p,
+        &berlin,
+        &[
+            "validate",
+            "signups",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.5",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.metrics["failed"]["freshness"], 1);
+    assert_eq!(
+        run.metrics["failures"][0]["rule"],
+        "date in Europe/Berlin equals ds"
+    );
+    assert_eq!(
+        run.metrics["failures"][0]["sample_keys"],
+        serde_json::json!(["b"])
+    );
+
+    let utc = contracts(&p, "utc.yml", &contract("UTC"));
+    let run = run_with(
+        &p,
+        &utc,
+        &[
+            "validate",
+            "signups",
+            "--ds",
+            DS,
+            "--max-invalid-ratio",
+            "0.5",
+        ],
+    );
+    assert_eq!(
+        run.metrics["failures"][0]["sample_keys"],
+        serde_json::json!(["a"])
+    );
+
+    let bad = contracts(&p, "bad.yml", &contract("Mars/Olympus"));
+    let run = run_with(&p, &bad, &["validate", "signups", "--ds", DS]);
+    assert_eq!(run.code, 78);
+    assert!(
+        error_of(&run).contains("meta.timezone"),
+        "{}",
+        error_of(&run)
+    );
+}
+
 /// Forms whose `form_type` accepted values carry `config`.
 fn forms_with_config(config: &str) -> String {
     let tests = format!(

@@ -41,6 +41,10 @@ struct TableMeta {
     date_column: Option<String>,
     #[serde(default)]
     volume: Option<Volume>,
+    /// The IANA time zone whose calendar day must equal the ds (freshness
+    /// of timestamps); UTC when absent.
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +71,7 @@ pub(super) struct TableSpec {
     pub key: String,
     pub date_column: Option<String>,
     pub volume: Option<Volume>,
+    pub timezone: chrono_tz::Tz,
     pub columns: Vec<Column>,
 }
 
@@ -122,6 +127,16 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
             format!("no column {}", table.meta.key),
         ));
     }
+    let timezone = match table.meta.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(name) => name.parse().map_err(|_| {
+            at(
+                &[&table.name],
+                ", meta.timezone",
+                format!("{name:?} is not an IANA time zone such as Europe/Berlin"),
+            )
+        })?,
+    };
     if let Some(volume) = &table.meta.volume {
         let bounds = [volume.min_ratio, volume.max_ratio];
         let ordered = volume
@@ -150,6 +165,7 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
         key: table.meta.key,
         date_column: table.meta.date_column,
         volume: table.meta.volume,
+        timezone,
         columns,
     })
 }

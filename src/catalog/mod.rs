@@ -293,6 +293,7 @@ struct Spec {
     key: &'static str,
     date_column: Option<&'static str>,
     volume: Option<Volume>,
+    timezone: chrono_tz::Tz,
     columns: &'static [Column],
     references: OnceLock<Vec<Dataset>>,
 }
@@ -336,6 +337,7 @@ impl Catalogue {
                     key: Box::leak(t.key.into_boxed_str()),
                     date_column: t.date_column.map(|d| &*Box::leak(d.into_boxed_str())),
                     volume: t.volume,
+                    timezone: t.timezone,
                     columns: Vec::leak(t.columns),
                     references: OnceLock::new(),
                 })))
@@ -394,10 +396,11 @@ impl Dataset {
     /// validate's fingerprint holds, so a changed contract revalidates.
     pub fn contract_digest(self) -> String {
         format!(
-            "{:?} {} {:?} {:?} {:?}",
+            "{:?} {} {:?} {} {:?} {:?}",
             self.format(),
             self.key(),
             self.date_column(),
+            self.timezone(),
             self.volume(),
             self.columns()
         )
@@ -443,6 +446,11 @@ impl Dataset {
     /// The column that must fall on the file's ds; dimensions have none.
     pub fn date_column(self) -> Option<&'static str> {
         self.0.date_column
+    }
+
+    /// The time zone whose calendar day a timestamp's date is judged in.
+    pub fn timezone(self) -> chrono_tz::Tz {
+        self.0.timezone
     }
 
     /// The expected change in rows against the previous ds, if declared.

@@ -201,6 +201,26 @@ pub(crate) fn data_type(ty: ColumnType) -> DataType {
     }
 }
 
+/// Where the calendar day `ds` of `tz` starts and ends, as microseconds
+/// since the epoch in UTC. A midnight that does not exist (a DST gap)
+/// starts the day at the first instant after it.
+fn local_day_in_utc_micros(ds: NaiveDate, tz: chrono_tz::Tz) -> (i64, i64) {
+    use chrono::TimeZone;
+    let start = |day: NaiveDate| {
+        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        let local = tz.from_local_datetime(&midnight);
+        let instant = local
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or(midnight.and_utc(), |t| t.with_timezone(&chrono::Utc));
+        instant.timestamp_micros()
+    };
+    (start(ds), start(ds.succ_opt().unwrap_or(ds)))
+}
+
 /// The name a rule's check goes by in the metrics, dq_checks and the
 /// quarantine labels.
 pub(crate) fn check_name(rule: Rule) -> &'static str {
@@ -270,16 +290,23 @@ pub(crate) fn plan(
             );
         }
         if Some(spec.name) == dataset.date_column() {
-            let day = match spec.ty {
-                ColumnType::Timestamp => value.clone().dt().date(),
-                _ => value.clone(),
+            let tz = dataset.timezone();
+            let (stale, rule) = match spec.ty {
+                // The ds's calendar day in the dataset's time zone, as UTC
+                // instants (a DST day is 23 or 25 hours long).
+                ColumnType::Timestamp => {
+                    let (start, end) = local_day_in_utc_micros(ds, tz);
+                    let micros = value.clone().cast(DataType::Int64);
+                    let stale = micros.clone().lt(lit(start)).or(micros.gt_eq(lit(end)));
+                    let rule = match tz {
+                        chrono_tz::UTC => "date equals ds".to_string(),
+                        tz => format!("date in {tz} equals ds"),
+                    };
+                    (stale, rule)
+                }
+                _ => (value.clone().neq(lit(ds)), "date equals ds".to_string()),
             };
-            add(
-                "freshness",
-                "date equals ds".into(),
-                day.neq(lit(ds)),
-                TestConfig::default(),
-            );
+            add("freshness", rule, stale, TestConfig::default());
         }
         for test in spec.tests {
             let (rule_text, ok) = match test.rule {
@@ -487,6 +514,29 @@ mod tests {
         );
         let got = failures(Dataset::named("contacts"), raw, &HashMap::new());
         assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn freshness_is_judged_on_the_calendar_day_of_the_time_zone() {
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let (start, end) = local_day_in_utc_micros(ds(), berlin);
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        // Summer time: the Berlin day 2025-05-25 is 22:00 to 22:00 UTC.
+        assert_eq!(start, at("2025-05-24T22:00:00Z"));
+        assert_eq!(end, at("2025-05-25T22:00:00Z"));
+        let utc = local_day_in_utc_micros(ds(), chrono_tz::UTC);
+        assert_eq!(
+            utc,
+            (at("2025-05-25T00:00:00Z"), at("2025-05-26T00:00:00Z"))
+        );
+        // The day clocks go forward is 23 hours long.
+        let spring = NaiveDate::from_ymd_opt(2025, 3, 30).unwrap();
+        let (start, end) = local_day_in_utc_micros(spring, berlin);
+        assert_eq!(end - start, 23 * 3_600_000_000);
     }
 
     #[test]
