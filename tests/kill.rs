@@ -93,10 +93,17 @@ impl Step {
     }
 }
 
-const TASKS: [&str; 5] = ["generate", "validate", "upload", "load", "transform"];
+const TASKS: [&str; 6] = [
+    "generate",
+    "validate",
+    "upload",
+    "load",
+    "transform",
+    "report",
+];
 
 /// The DAG for one ds, in the order `run` and Airflow follow: each task for
-/// every dataset, then transform.
+/// every dataset, then transform, then the data-quality report.
 fn dag() -> Vec<Step> {
     let mut steps = Vec::new();
     for task in &TASKS[..4] {
@@ -107,10 +114,12 @@ fn dag() -> Vec<Step> {
             });
         }
     }
-    steps.push(Step {
-        task: "transform",
-        dataset: None,
-    });
+    for task in &TASKS[4..] {
+        steps.push(Step {
+            task,
+            dataset: None,
+        });
+    }
     steps
 }
 
@@ -420,7 +429,7 @@ fn plan(seed: u64, salt: u64, index: usize) -> Trial {
     let target = match TASKS.get(rng.random_range(0..=TASKS.len())) {
         None => Target::Run,
         Some(&task) => {
-            let dataset = (task != "transform")
+            let dataset = (!matches!(task, "transform" | "report"))
                 .then(|| common::datasets()[rng.random_range(0..common::datasets().len())]);
             let k = steps
                 .iter()

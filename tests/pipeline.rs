@@ -133,8 +133,9 @@ fn run_builds_the_layout_and_a_rerun_changes_nothing() {
     let p = Pipeline::new();
     let first = p.ok(&["run", "--ds", DS], 0);
     assert_eq!(first["status"], "completed");
-    // generate, validate, upload and load per dataset, then one transform.
-    assert_eq!(first["tasks"].as_array().unwrap().len(), 25);
+    // generate, validate, upload and load per dataset, then one transform
+    // and one report.
+    assert_eq!(first["tasks"].as_array().unwrap().len(), 26);
     assert!(
         first["has_failure_delta"].as_bool().unwrap(),
         "defects are new on a fresh install"
@@ -228,7 +229,7 @@ fn a_backfill_runs_every_day_in_the_range() {
         ],
         0,
     );
-    assert_eq!(m["tasks"].as_array().unwrap().len(), 75);
+    assert_eq!(m["tasks"].as_array().unwrap().len(), 3 * 26);
     assert_eq!(m["invalid_rows"], 0);
     assert_eq!(m["ds_to"], "2025-05-25");
 }

@@ -10,10 +10,17 @@ tasks, datasets and exit codes come from the binary's interface
 generate:  dimensions (parallel) -> each fact after the facts it references
 validate:  one task per dataset, after its generate task
 check_validation (branch on the validate metrics)
-  every dataset validated or quarantined -> validation_passed -> upload -> load -> transform -> end
+  every dataset validated or quarantined -> validation_passed -> upload -> load -> transform
   any dataset rejected or missing         -> validation_rejected -> end (fails the run)
+report:    after transform, whatever happened before it -> end
 dq_alert:  alerts once per new failure pattern (has_failure_delta) in any validate metrics
 ```
+
+**Data-quality report**: `report` writes the ds's HTML report to the lake
+(`reports/ds=<ds>/index.html`) at the end of every run, also when a file was rejected or a
+task failed (skipped when nothing was validated). Its metrics (XCom) name the page in
+`outputs.report`; the task's **Data-quality report** link opens it, and the DQ and failure
+alerts say where it is published.
 
 **Exit codes**: the interface says, for each, whether the task succeeds (the metrics
 JSON is the XCom), is skipped, fails without retry, or fails and is retried with
@@ -35,6 +42,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import DAG, EXPONENTIAL_BACKOFF, Param, TaskGroup
 from marketing_pipeline_tasks.interface import describe_md, interface
+from marketing_pipeline_tasks.report import REPORT_TASK, ReportLink
 from marketing_pipeline_tasks.settings import DATASETS, GENERATE_UPSTREAM, Settings
 from marketing_pipeline_tasks.tasks import pipeline_task
 from marketing_pipeline_tasks.validation import (
@@ -98,6 +106,12 @@ with DAG(
         load = {dataset: pipeline_task(settings, "load", dataset) for dataset in DATASETS}
     transform = pipeline_task(settings, "transform")
 
+    # all_done: the report matters most when a file was rejected or a task failed. It runs
+    # once transform is done, skipped or upstream_failed, so after every validate task.
+    report = pipeline_task(
+        settings, REPORT_TASK, extra_links=(ReportLink(),), trigger_rule="all_done"
+    )
+
     alert = PythonOperator(task_id="dq_alert", python_callable=dq_alert, trigger_rule="all_done")
 
     # end succeeds when the path the branch took did. A failed validate task (a rejected
@@ -107,5 +121,6 @@ with DAG(
     validate_group >> check_validation >> [validation_passed, validation_rejected]
     for dataset in DATASETS:
         validation_passed >> upload[dataset] >> load[dataset] >> transform
-    [transform, validation_rejected, validate_group] >> end
+    transform >> report
+    [report, validation_rejected, validate_group] >> end
     validate_group >> alert >> end

@@ -13,6 +13,7 @@ from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import EXPONENTIAL_BACKOFF
 from marketing_pipeline_tasks.interface import FACT, InterfaceError
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
+from marketing_pipeline_tasks.report import REPORT_TASK, ReportLink
 from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS, Settings
 from marketing_pipeline_tasks.tasks import pipeline_task
 from support import DAGS_FOLDER, INTERFACE, NOT_IN_DAG, PIPELINE_TASK_IDS, load_dag, parse_dags
@@ -160,7 +161,39 @@ def test_branch_goes_to_plain_gates_and_both_paths_reach_end(local_dag):
         assert type(local_dag.get_task(gate)).__name__ == "EmptyOperator"
     assert downstream(local_dag, "validation_passed") == {f"upload.{d}" for d in DATASETS}
     assert downstream(local_dag, "validation_rejected") == {"end"}
-    assert downstream(local_dag, "transform") == {"end"}
+    assert downstream(local_dag, "transform") == {REPORT_TASK}
+
+
+@pytest.mark.parametrize("runner", ["local", "kubernetes"])
+def test_report_runs_last_whatever_happened_before_it_and_links_the_page(monkeypatch, runner):
+    dag = load_dag(monkeypatch, PIPELINE_RUNNER=runner)
+    report = dag.get_task(REPORT_TASK)
+    # all_done after transform: after the branch, so after every validate task, and also
+    # when transform is skipped (a rejected file) or upstream_failed (a crash).
+    assert report.trigger_rule == "all_done"
+    assert report.upstream_task_ids == {"transform"}
+    assert report.downstream_task_ids == {"end"}
+    assert report.get_flat_relative_ids(upstream=True) >= {f"validate.{d}" for d in DATASETS}
+    assert [type(link) for link in report.operator_extra_links] == [ReportLink]
+    # Only the report task has the link; the runners' classes are unchanged.
+    for task in dag.tasks:
+        if task.task_id != REPORT_TASK:
+            assert not any(isinstance(link, ReportLink) for link in task.operator_extra_links)
+    assert not any(isinstance(link, ReportLink) for link in type(report).operator_extra_links)
+
+
+def test_the_report_link_is_serialized_with_the_dag(local_dag):
+    # What the UI reads in Airflow 3: the link's name and the XCom key its URL is kept under.
+    serialized_objects = pytest.importorskip("airflow.serialization.serialized_objects")
+    if not hasattr(serialized_objects, "DagSerialization"):
+        pytest.skip("Airflow before 3.1 serializes links differently")
+    serialized = serialized_objects.DagSerialization.to_dict(local_dag)
+    [report] = [
+        task["__var"]
+        for task in serialized["dag"]["tasks"]
+        if task["__var"]["task_id"] == REPORT_TASK
+    ]
+    assert report["_operator_extra_links"] == {"Data-quality report": "_link_ReportLink"}
 
 
 def test_dq_alert_and_end_run_whatever_validation_did(local_dag):
@@ -203,6 +236,7 @@ def test_schedule_params_and_docs(local_dag):
     assert local_dag.params["scale_factor"] == 1
     assert local_dag.params["defect_rate"] == 0.01
     assert "validation_rejected" in local_dag.doc_md
+    assert "Data-quality report" in local_dag.doc_md
 
 
 def test_docs_list_the_interfaces_exit_codes_and_datasets(local_dag):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from marketing_pipeline_tasks.exit_codes import BUG, DATA_REJECTED
+from marketing_pipeline_tasks.report import REPORT_TASK, ReportLink
 from marketing_pipeline_tasks.settings import DIMENSIONS, FACTS
 from support import DAGS_FOLDER, INTERFACE, PIPELINE_TASK_IDS
 
@@ -31,8 +32,10 @@ pytestmark = pytest.mark.skipif(
 DS = "2025-05-25"
 SCALE_FACTOR = 0.01  # 100 contacts, 200 form fills, 500 website sessions
 PIPELINE_TASKS = PIPELINE_TASK_IDS
-# Everything after the branch on the validate metrics.
-PUBLISH_TASKS = [t for t in PIPELINE_TASKS if t.split(".")[0] not in ("generate", "validate")]
+# Everything after the branch on the validate metrics, but the report, which runs regardless.
+PUBLISH_TASKS = [
+    t for t in PIPELINE_TASKS if t.split(".")[0] not in ("generate", "validate", REPORT_TASK)
+]
 # The `airflow` command of the Python running the tests.
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -130,12 +133,20 @@ class Pipeline:
         )
         return try_number
 
-    def xcom(self, task_id: str) -> dict:
+    def xcom(self, task_id: str, key: str = "return_value"):
         [(value,)] = self._latest_run(
-            "SELECT value FROM xcom WHERE run_id = ? AND task_id = ? AND key = 'return_value'",
-            task_id,
+            "SELECT value FROM xcom WHERE run_id = ? AND task_id = ? AND key = ?", task_id, key
         )
         return json.loads(value)
+
+    def report_url(self) -> str:
+        """The report task's outputs.report, once checked to be its extra link too."""
+        metrics = self.xcom(REPORT_TASK)
+        assert metrics["status"] == INTERFACE.status(REPORT_TASK, "reported")
+        url = metrics["outputs"]["report"]
+        # Airflow 3 keeps the link the UI shows as an XCom of the task.
+        assert self.xcom(REPORT_TASK, ReportLink().xcom_key) == url
+        return url
 
     def alerts(self, kind: str) -> list[dict]:
         if not self.alert_log.exists():
@@ -213,12 +224,23 @@ def expected_states(changes: dict[str, str] | None = None) -> dict[str, str]:
     return clean | (changes or {})
 
 
-# A dataset not validated: the branch takes the rejected path and the run fails.
+# A dataset not validated: the branch takes the rejected path and the run fails (the report
+# task still runs: it is not among PUBLISH_TASKS).
 NOT_PUBLISHED = dict.fromkeys(PUBLISH_TASKS, "skipped") | {
     "validation_passed": "skipped",
     "validation_rejected": "success",
     "end": "upstream_failed",
 }
+
+
+def assert_report_page(path: Path, datasets) -> None:
+    """The report is a self-contained HTML page that names the given datasets."""
+    assert path.is_file(), path
+    page = path.read_text()
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert DS in page
+    for dataset in datasets:
+        assert dataset in page, dataset
 
 
 def test_clean_run_on_s3_publishes_loads_and_transforms(pipeline, s3_settings, tmp_path):
@@ -234,6 +256,10 @@ def test_clean_run_on_s3_publishes_loads_and_transforms(pipeline, s3_settings, t
     lake = tmp_path / "s3" / "lake" / "valid-data" / "contacts" / f"ds={DS}"
     assert (lake / f"contacts_{DS}.parquet").is_file()
     assert not (pipeline.data / "landing").exists()
+    # The data-quality report, on the lake bucket, where the report task's XCom says.
+    key = f"reports/ds={DS}/index.html"
+    assert pipeline.report_url() == f"s3://lake/{key}"
+    assert_report_page(tmp_path / "s3" / "lake" / key, DIMENSIONS + FACTS)
 
 
 def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
@@ -246,6 +272,13 @@ def test_new_defects_alert_once_and_a_rerun_alerts_none(pipeline):
         assert finding["failures"] and all(f["failed_rows"] > 0 for f in finding["failures"])
         assert f"/tasks/validate.{finding['dataset']}" in finding["log_url"]
     assert alert["run_id"].startswith("manual__")
+    # The alert says where the report will be; the report task then published it there.
+    report_url = pipeline.report_url()
+    assert report_url == f"file://{pipeline.data}/lake/reports/ds={DS}/index.html"
+    assert alert["report"]["url"] == report_url
+    assert alert["report"]["published"] is False
+    assert alert["report"]["task_url"].endswith(f"/tasks/{REPORT_TASK}")
+    assert_report_page(Path(report_url.removeprefix("file://")), DIMENSIONS + FACTS)
     # Only the rows that passed validation reach the mart.
     contacts = pipeline.xcom("validate.contacts")
     assert contacts["status"] == INTERFACE.status("validate", "quarantined")
@@ -278,6 +311,11 @@ def test_a_corrupted_raw_file_is_rejected_and_nothing_is_loaded(pipeline):
     assert (failure["task_id"], failure["exit_code"]) == (validate, DATA_REJECTED)
     [alert] = pipeline.alerts("dq_alert")
     assert [finding["dataset"] for finding in alert["datasets"]] == [dataset.name]
+    # Nothing was published, and the report was still written: both alerts point at it.
+    report_url = pipeline.report_url()
+    assert failure["report"]["url"] == alert["report"]["url"] == report_url
+    assert_report_page(Path(report_url.removeprefix("file://")), DIMENSIONS + FACTS)
+    assert pipeline.xcom(REPORT_TASK)["datasets"] == list(DIMENSIONS + FACTS)  # rejected too
 
 
 def test_a_crash_is_retried_then_calls_the_failure_callback(pipeline, tmp_path):
@@ -307,3 +345,9 @@ def test_a_crash_is_retried_then_calls_the_failure_callback(pipeline, tmp_path):
     assert failure["task_id"] == f"generate.{crashed}"
     assert failure["exit_code"] == BUG
     assert failure["try_number"] == 2
+    # The report covers the datasets that were validated.
+    report_url = pipeline.report_url()
+    assert failure["report"]["url"] == report_url
+    validated = [name for name in DIMENSIONS if name != crashed]
+    assert pipeline.xcom(REPORT_TASK)["datasets"] == validated
+    assert_report_page(Path(report_url.removeprefix("file://")), validated)

@@ -6,6 +6,7 @@ import airflow.providers.slack.hooks.slack_webhook as slack_webhook
 import airflow.providers.smtp.hooks.smtp as smtp
 import pytest
 
+import marketing_pipeline_tasks.report as report
 from marketing_pipeline_tasks.alerts import on_task_failure
 from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
 from marketing_pipeline_tasks.exit_codes import BUG, TRANSIENT, raise_for_exit_code
@@ -17,6 +18,13 @@ from marketing_pipeline_tasks.validation import (
     dq_alert,
 )
 from support import INTERFACE, FakeTaskInstance
+
+DS = "2025-05-25"
+REPORT_URL = f"s3://lake/pipeline/reports/ds={DS}/index.html"
+REPORTED = {
+    "status": INTERFACE.status(report.REPORT_TASK, "reported"),
+    "outputs": {"report": REPORT_URL},
+}
 
 # Stand-in validate metrics; any dataset will do, but a dimension comes before a fact.
 DIMENSION = DIMENSIONS[0]
@@ -64,9 +72,11 @@ REJECTED = {
 }
 
 
-def task_seeing(task_id, **metrics_by_dataset):
-    """A TaskInstance that pulls these validate XComs (clean metrics for the other datasets)."""
+def task_seeing(task_id, report_metrics=None, **metrics_by_dataset):
+    """A TaskInstance that pulls these validate XComs (clean metrics for the other datasets)
+    and, when given, the report task's."""
     xcoms = {f"validate.{d}": metrics_by_dataset.get(d, CLEAN) for d in DATASETS}
+    xcoms[report.REPORT_TASK] = report_metrics
     return FakeTaskInstance(task_id=task_id, xcoms=xcoms)
 
 
@@ -74,8 +84,8 @@ def branch_task(**metrics_by_dataset):
     return task_seeing("check_validation", **metrics_by_dataset)
 
 
-def alert_task(**metrics_by_dataset):
-    return task_seeing("dq_alert", **metrics_by_dataset)
+def alert_task(report_metrics=None, **metrics_by_dataset):
+    return task_seeing("dq_alert", report_metrics, **metrics_by_dataset)
 
 
 @pytest.fixture
@@ -113,12 +123,14 @@ def test_a_dataset_without_metrics_stops_publishing():
 def test_dq_alert_skips_when_no_failure_pattern_is_new(alert_log):
     known = {**NEW_FAILURE, "has_failure_delta": False, "new_signatures": []}
     with pytest.raises(AirflowSkipException):
-        dq_alert(alert_task(**{FACT: known}), run_id="manual__1")
+        dq_alert(alert_task(**{FACT: known}), run_id="manual__1", ds=DS)
     assert alert_log() == []
 
 
 def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_log):
-    findings = dq_alert(alert_task(**{FACT: NEW_FAILURE, DIMENSION: REJECTED}), run_id="manual__1")
+    findings = dq_alert(
+        alert_task(**{FACT: NEW_FAILURE, DIMENSION: REJECTED}), run_id="manual__1", ds=DS
+    )
     assert [f["dataset"] for f in findings] == [DIMENSION, FACT]  # in DATASETS order
     [alert] = alert_log()
     assert alert["kind"] == "dq_alert"
@@ -134,13 +146,13 @@ def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_lo
     assert rejected["error"] == "columns do not match the catalogue"
 
 
-def failed_task_context(exit_code):
+def failed_task_context(exit_code, task_id=f"upload.{FACT}", report_metrics=None):
     try:
         raise_for_exit_code(exit_code, "unreachable object store")
     except AirflowException as error:
         exception = error
-    ti = FakeTaskInstance(task_id=f"upload.{FACT}", try_number=4)
-    return {"ti": ti, "exception": exception}
+    ti = FakeTaskInstance(task_id=task_id, try_number=4, xcoms={report.REPORT_TASK: report_metrics})
+    return {"ti": ti, "exception": exception, "ds": DS}
 
 
 def test_failure_callback_names_the_task_exit_code_error_and_log(alert_log):
@@ -203,7 +215,7 @@ def notifiers(monkeypatch):
 
 def test_with_connections_alerts_go_by_email_and_slack(notifiers):
     emails, slack_messages = notifiers
-    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1")
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
     [(conn_id, email)] = emails
     assert conn_id == "smtp_default"
     assert email["to"] == ["data@example.com", "oncall@example.com"]
@@ -222,5 +234,127 @@ def test_a_failing_channel_fails_the_dq_alert_after_trying_the_others(monkeypatc
 
     monkeypatch.setattr(RecordingSmtpHook, "send_email_smtp", refuse)
     with pytest.raises(AirflowException, match="email"):
-        dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1")
+        dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
     assert len(slack_messages) == 1
+
+
+# --- where the data-quality report is: the alerts and the report task's extra link ----------
+
+
+@pytest.mark.parametrize(
+    "lake_url, url",
+    [
+        ("file:///data/lake", f"file:///data/lake/reports/ds={DS}/index.html"),
+        ("file:///data/lake/", f"file:///data/lake/reports/ds={DS}/index.html"),
+        ("file://./data/lake", f"file://./data/lake/reports/ds={DS}/index.html"),
+        ("s3://lake", f"s3://lake/reports/ds={DS}/index.html"),
+        ("s3://lake/pipeline/", REPORT_URL),
+        ("gs://lake", None),
+        ("file://", None),
+    ],
+)
+def test_the_report_url_is_computed_as_the_binary_does(lake_url, url):
+    # The binary's storage `url` of the key reports/ds=D/index.html (end-to-end tests compare
+    # it with the report task's outputs.report, on file:// and on s3://).
+    assert report.lake_object_url(lake_url, report.REPORT_KEY.format(ds=DS)) == url
+
+
+def test_dq_alert_says_where_the_report_will_be_published(monkeypatch, alert_log, caplog):
+    # The local runner hands the worker's PIPELINE_LAKE_URL to the binary: the DAG knows it.
+    monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://lake/pipeline")
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    [alert] = alert_log()
+    assert alert["ds"] == DS
+    assert alert["report"] == {
+        "url": REPORT_URL,
+        "published": False,
+        "task_url": "http://airflow/dags/marketing_pipeline/runs/r/tasks/report",
+    }
+    assert f"Data-quality report for {DS} (published at the end of the run" in caplog.text
+    assert f"): {REPORT_URL}" in caplog.text
+
+
+def test_without_the_lake_url_the_alert_points_at_the_report_tasks_link(monkeypatch, alert_log):
+    # A pod reads the lake URL from its ConfigMap: the DAG's own environment does not tell.
+    monkeypatch.setenv("PIPELINE_RUNNER", "kubernetes")
+    monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://somewhere-else")
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    [alert] = alert_log()
+    assert alert["report"]["url"] is None
+    location = alert["report"]
+    assert report.report_line(location, DS) == (
+        f"Data-quality report for {DS}: published at the end of the run by the report task;"
+        " its 'Data-quality report' link: http://airflow/dags/marketing_pipeline/runs/r/tasks/report"
+    )
+
+
+def test_a_published_report_is_named_by_the_url_the_report_task_gave(monkeypatch, alert_log):
+    monkeypatch.setenv("PIPELINE_RUNNER", "kubernetes")
+    dq_alert(alert_task(REPORTED, **{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    [alert] = alert_log()
+    assert (alert["report"]["url"], alert["report"]["published"]) == (REPORT_URL, True)
+    assert report.report_line(alert["report"], DS) == f"Data-quality report for {DS}: {REPORT_URL}"
+
+
+def test_the_report_tasks_page_drops_the_alerting_tasks_try_number():
+    ti = FakeTaskInstance(task_id="dq_alert")
+    ti.log_url = "http://airflow/dags/marketing_pipeline/runs/r/tasks/dq_alert?try_number=2"
+    assert report.task_page_url(ti, "report") == (
+        "http://airflow/dags/marketing_pipeline/runs/r/tasks/report"
+    )
+
+
+def test_failure_callback_says_where_the_report_will_be(monkeypatch, alert_log):
+    monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://lake/pipeline/")
+    on_task_failure(failed_task_context(TRANSIENT))
+    [alert] = alert_log()
+    assert alert["ds"] == DS
+    assert alert["report"]["url"] == REPORT_URL
+    assert alert["report"]["published"] is False
+
+
+def test_a_failed_report_task_alerts_without_a_report(monkeypatch, alert_log):
+    monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://lake/pipeline/")
+    on_task_failure(failed_task_context(TRANSIENT, task_id=report.REPORT_TASK))
+    [alert] = alert_log()
+    assert alert["task_id"] == report.REPORT_TASK
+    assert "report" not in alert
+
+
+def test_the_alert_goes_out_when_the_report_xcom_cannot_be_read(alert_log):
+    context = failed_task_context(BUG)
+
+    def unreachable(task_ids):
+        raise ConnectionError("API server down")
+
+    context["ti"].xcom_pull = unreachable
+    on_task_failure(context)
+    [alert] = alert_log()
+    assert alert["report"]["published"] is False
+
+
+class StubXCom:
+    values: dict = {}
+
+    @classmethod
+    def get_value(cls, *, ti_key, key):
+        return cls.values.get((ti_key.task_id, key))
+
+
+@pytest.mark.parametrize(
+    "metrics, link",
+    [
+        (REPORTED, REPORT_URL),
+        # Skipped (nothing validated) or failed: metrics without a report; no XCom at all.
+        ({"status": INTERFACE.failure_statuses[-1], "outputs": {}}, ""),
+        ({**REPORTED, "status": INTERFACE.failure_statuses[0]}, ""),
+        (None, ""),
+    ],
+)
+def test_the_report_link_is_the_report_tasks_outputs_report(monkeypatch, metrics, link):
+    monkeypatch.setattr(report, "XCom", StubXCom)
+    StubXCom.values = {(report.REPORT_TASK, "return_value"): metrics}
+    ti_key = FakeTaskInstance(task_id=report.REPORT_TASK)
+    assert report.ReportLink().get_link(None, ti_key=ti_key) == link
+    assert report.ReportLink().name == "Data-quality report"
+    assert report.ReportLink().xcom_key == "_link_ReportLink"

@@ -29,6 +29,9 @@ impl DuckDbWarehouse {
                 ))
             })?;
         }
+        if !path.exists() {
+            create_atomically(&path)?;
+        }
         let timeout = lock_timeout_s;
         let started = Instant::now();
         loop {
@@ -47,6 +50,40 @@ impl DuckDbWarehouse {
             }
         }
     }
+}
+
+/// Creates an empty database at `path` so that it appears whole or not at
+/// all: DuckDB writes a new file's header in steps, and a task killed
+/// between them would leave a file no later task can open. The database is
+/// made beside it under a temp name, checkpointed, closed, and linked into
+/// place; a concurrent creator's link wins and ours is dropped.
+fn create_atomically(path: &std::path::Path) -> Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => std::path::Path::new("."),
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        exit::transient(format!("cannot create DuckDB {}: {e}", path.display()))
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix(".warehouse-create-")
+        .tempdir_in(dir)
+        .map_err(|e| fail(&e))?;
+    let fresh = scratch.path().join("new.duckdb");
+    let conn = Connection::open(&fresh).map_err(|e| fail(&e))?;
+    conn.execute_batch("CHECKPOINT").map_err(|e| fail(&e))?;
+    drop(conn);
+    std::fs::File::open(&fresh)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| fail(&e))?;
+    match std::fs::hard_link(&fresh, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(&e)),
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail(&e))
 }
 
 /// A file we may not open, or that is not a database, is configuration;

@@ -14,6 +14,7 @@ import logging
 import os
 
 from marketing_pipeline_tasks.connections import connection_or_none
+from marketing_pipeline_tasks.report import REPORT_TASK, report_line, report_location
 
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_default"
@@ -36,21 +37,30 @@ def send_alert(kind: str, subject: str, text: str, details: dict) -> list[str]:
 
 
 def on_task_failure(context) -> None:
-    """on_failure_callback: which task failed, why (exit code and error), and its log."""
+    """on_failure_callback: which task failed, why (exit code and error), and its log.
+
+    Also where the run's data-quality report is or will be (the report task runs at the end
+    of every run, whatever failed before it), unless the report task is the one that failed.
+    """
     ti = context["ti"]
     exception = context.get("exception")
+    ds = context.get("ds")
     details = {
         "dag_id": ti.dag_id,
         "task_id": ti.task_id,
         "run_id": ti.run_id,
+        "ds": ds,
         "try_number": ti.try_number,
         "exit_code": getattr(exception, "exit_code", None),
         "error": str(exception) if exception else None,
         "log_url": ti.log_url,
     }
+    lines = [f"{name}: {value}" for name, value in details.items()]
+    if ti.task_id != REPORT_TASK:
+        details["report"] = report_location(ti, ds)
+        lines.append(report_line(details["report"], ds))
     subject = f"[{ti.dag_id}] task {ti.task_id} failed in run {ti.run_id}"
-    text = "\n".join(f"{name}: {value}" for name, value in details.items())
-    send_alert("task_failure", subject, text, details)
+    send_alert("task_failure", subject, "\n".join(lines), details)
 
 
 def _append_to_alert_log(kind: str, subject: str, text: str, details: dict) -> None:

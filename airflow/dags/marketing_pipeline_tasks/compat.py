@@ -4,12 +4,15 @@ from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 try:
-    from airflow.sdk import DAG, BaseHook, BaseOperator, Param, TaskGroup
+    from airflow.sdk import DAG, BaseHook, BaseOperator, BaseOperatorLink, Param, TaskGroup
+    from airflow.sdk.execution_time.xcom import XCom
 except ImportError:  # Airflow 2.10 / 2.11
     from airflow.hooks.base import BaseHook
     from airflow.models.baseoperator import BaseOperator
+    from airflow.models.baseoperatorlink import BaseOperatorLink
     from airflow.models.dag import DAG
     from airflow.models.param import Param
+    from airflow.models.xcom import XCom
     from airflow.utils.task_group import TaskGroup
 
 try:
@@ -40,6 +43,8 @@ __all__ = [
     "EXPONENTIAL_BACKOFF",
     "BaseHook",
     "BaseOperator",
+    "BaseOperatorLink",
     "Param",
     "TaskGroup",
+    "XCom",
 ]

@@ -48,8 +48,12 @@ def pod_operator(
     pod_name: str,
     arguments: list[str],
     env: dict[str, str],
+    **task_args,
 ) -> PipelinePodOperator:
-    """A pod running `marketing-pipeline *arguments`; settings from the ConfigMap and Secret."""
+    """A pod running `marketing-pipeline *arguments`; settings from the ConfigMap and Secret.
+
+    `task_args` are BaseOperator arguments (trigger_rule, ...).
+    """
     return PipelinePodOperator(
         task_id=task_id,
         name=pod_name,  # KubernetesPodOperator appends a random suffix
@@ -79,4 +83,5 @@ def pod_operator(
         get_logs=True,
         # Failed pods stay for `kubectl logs` / `describe`; finished ones are removed.
         on_finish_action="delete_succeeded_pod",
+        **task_args,
     )

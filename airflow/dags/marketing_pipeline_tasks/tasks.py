@@ -11,12 +11,21 @@ PARAM_ENV = {
 }
 
 
-def pipeline_task(settings: Settings, command: str, dataset: str | None = None):
+def pipeline_task(
+    settings: Settings,
+    command: str,
+    dataset: str | None = None,
+    *,
+    extra_links: tuple = (),
+    **task_args,
+):
     """A task running `marketing-pipeline COMMAND [DATASET] --ds {{ ds }}`.
 
     Its task id is the dataset (inside the command's TaskGroup) or the command. The
     command and dataset are checked against the binary's interface when the DAG is parsed:
-    a per-dataset task needs a dataset, any other task none.
+    a per-dataset task needs a dataset, any other task none. `extra_links` (BaseOperatorLink
+    instances) are added to the operator's own; `task_args` (e.g. trigger_rule) go to the
+    operator, whichever runner builds it.
     """
     task = interface().task(command)
     if task.per_dataset != (dataset is not None):
@@ -34,10 +43,18 @@ def pipeline_task(settings: Settings, command: str, dataset: str | None = None):
         from marketing_pipeline_tasks.pod_runner import pod_operator
 
         pod_name = "-".join(["marketing-pipeline", *subject]).replace("_", "-")
-        return pod_operator(settings, task_id, pod_name, arguments, dict(PARAM_ENV))
-    return PipelineBinaryOperator(
-        task_id=task_id,
-        binary=settings.binary,
-        arguments=arguments,
-        env=dict(PARAM_ENV),
-    )
+        operator = pod_operator(
+            settings, task_id, pod_name, arguments, dict(PARAM_ENV), **task_args
+        )
+    else:
+        operator = PipelineBinaryOperator(
+            task_id=task_id,
+            binary=settings.binary,
+            arguments=arguments,
+            env=dict(PARAM_ENV),
+            **task_args,
+        )
+    if extra_links:
+        # Per task, not per class: both runners' classes run every task, this link suits one.
+        operator.operator_extra_links = (*operator.operator_extra_links, *extra_links)
+    return operator

@@ -5,6 +5,7 @@ import logging
 from marketing_pipeline_tasks.alerts import send_alert
 from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
 from marketing_pipeline_tasks.interface import interface
+from marketing_pipeline_tasks.report import report_line, report_location
 from marketing_pipeline_tasks.settings import DATASETS
 
 VALIDATE_GROUP = interface().task("validate").name
@@ -53,11 +54,12 @@ def new_failures(metrics: dict) -> list[dict]:
     ]
 
 
-def dq_alert(ti, run_id, **_) -> list[dict]:
+def dq_alert(ti, run_id, ds, **_) -> list[dict]:
     """One alert per run listing every dataset with a new failure pattern (has_failure_delta).
 
     A known pattern recurring does not alert again: the binary only sets
-    has_failure_delta for signatures it has not recorded before.
+    has_failure_delta for signatures it has not recorded before. The alert also says where
+    the ds's data-quality report will be published (the report task runs after it).
     """
     findings = [
         {
@@ -76,10 +78,11 @@ def dq_alert(ti, run_id, **_) -> list[dict]:
     if not findings:
         raise AirflowSkipException("No new data-quality failure pattern")
 
+    report = report_location(ti, ds)
     subject = f"[{ti.dag_id}] new data-quality failures in run {run_id}"
-    failed_channels = send_alert(
-        "dq_alert", subject, _dq_text(run_id, findings), {"run_id": run_id, "datasets": findings}
-    )
+    text = _dq_text(run_id, findings) + "\n" + report_line(report, ds)
+    details = {"run_id": run_id, "ds": ds, "datasets": findings, "report": report}
+    failed_channels = send_alert("dq_alert", subject, text, details)
     if failed_channels:
         raise AirflowException(f"DQ alert not delivered by: {', '.join(failed_channels)}")
     return findings

@@ -3,6 +3,8 @@
 //! `reports/ds=D/index.html`. Per dataset: rows in, valid and quarantined,
 //! every check against its tolerance with its trend over the last days,
 //! the new failure signatures, sample quarantined rows and the lake files.
+//! The page holds no timestamps, so a re-run with nothing new leaves it
+//! as it was (`reused`).
 
 mod html;
 
@@ -13,6 +15,7 @@ use crate::catalog::{Dataset, Zone};
 use crate::checks::check_name;
 use crate::cli::ReportArgs;
 use crate::context::Context;
+use crate::digest::md5_hex;
 use crate::exit;
 use crate::formats;
 use crate::metadata::CheckDay;
@@ -54,7 +57,13 @@ pub(crate) fn run(ctx: &mut Context, args: &ReportArgs) -> Result<TaskMetrics> {
     }
     let page = html::page(ds, from, &reports);
     let key = format!("reports/ds={ds}/index.html");
-    ctx.lake.put(&key, page.as_bytes())?;
+    // Nothing changed since the last report (a re-run): leave it alone.
+    let md5 = md5_hex(page.as_bytes());
+    if ctx.lake.md5(&key)?.as_deref() == Some(md5.as_str()) {
+        metrics.reused = true;
+    } else {
+        ctx.lake.put_with_md5(&key, page.as_bytes(), &md5)?;
+    }
     metrics.status = Status::Reported;
     metrics.rows_in = reports.iter().map(|r| r.validated.rows_in).sum();
     metrics.rows_out = reports.iter().map(|r| r.validated.rows_out).sum();
