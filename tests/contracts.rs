@@ -13,6 +13,19 @@ fn error_of(run: &Run) -> &str {
     run.metrics["error"].as_str().unwrap_or_default()
 }
 
+/// `validate DATASET` under `contracts`, tolerating `max_invalid_ratio`.
+fn validate_with(p: &Pipeline, contracts: &Path, dataset: &str, max_invalid_ratio: &str) -> Run {
+    let args = [
+        "validate",
+        dataset,
+        "--ds",
+        DS,
+        "--max-invalid-ratio",
+        max_invalid_ratio,
+    ];
+    run_with(p, contracts, &args)
+}
+
 /// The contracts of one test, in the pipeline's temp dir.
 fn contracts(p: &Pipeline, name: &str, yaml: &str) -> PathBuf {
     let path = p.dir.path().join(name);
@@ -61,18 +74,7 @@ fn a_seventh_dataset_is_validated_published_and_loaded() {
         ),
     )
     .unwrap();
-    let validate = run_with(
-        &p,
-        &yaml,
-        &[
-            "validate",
-            "webinars",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.9",
-        ],
-    );
+    let validate = validate_with(&p, &yaml, "webinars", "0.9");
     assert_eq!(validate.code, 0, "{}", validate.stderr);
     assert_eq!(validate.metrics["status"], "quarantined");
     assert_eq!(validate.metrics["rows_out"], 1);
@@ -211,18 +213,7 @@ sources:
               - matches_pattern: {pattern: '^(Paid Search|LinkedIn|Email)$'}
 ",
     );
-    let after = run_with(
-        &p,
-        &yaml,
-        &[
-            "validate",
-            "campaigns",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.5",
-        ],
-    );
+    let after = validate_with(&p, &yaml, "campaigns", "0.5");
     assert_eq!(after.code, 0, "{}", after.stderr);
     assert_eq!(after.metrics["failed"]["pattern"], 1);
     assert_eq!(after.metrics["rows_out"], 1);
@@ -284,18 +275,7 @@ sources:
     )
     .unwrap();
     let berlin = contracts(&p, "berlin.yml", &contract("Europe/Berlin"));
-    let run = run_with(
-        &p,
-        &berlin,
-        &[
-            "validate",
-            "signups",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.5",
-        ],
-    );
+    let run = validate_with(&p, &berlin, "signups", "0.5");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.metrics["failed"]["freshness"], 1);
     assert_eq!(
@@ -308,18 +288,7 @@ sources:
     );
 
     let utc = contracts(&p, "utc.yml", &contract("UTC"));
-    let run = run_with(
-        &p,
-        &utc,
-        &[
-            "validate",
-            "signups",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.5",
-        ],
-    );
+    let run = validate_with(&p, &utc, "signups", "0.5");
     assert_eq!(
         run.metrics["failures"][0]["sample_keys"],
         serde_json::json!(["a"])
@@ -374,18 +343,7 @@ fn severity_and_thresholds_decide_rows_and_files() {
 
     // error (the default) with a high max-invalid-ratio: quarantined.
     let error = contracts(&p, "error.yml", &forms_with_config("{warn_if: \"> 5\"}"));
-    let run = run_with(
-        &p,
-        &error,
-        &[
-            "validate",
-            "forms",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.5",
-        ],
-    );
+    let run = validate_with(&p, &error, "forms", "0.5");
     assert_eq!(run.metrics["status"], "quarantined", "{}", run.stderr);
     assert_eq!(
         (
@@ -405,18 +363,7 @@ fn severity_and_thresholds_decide_rows_and_files() {
         "strict.yml",
         &forms_with_config("{error_if: \">= 25%\"}"),
     );
-    let run = run_with(
-        &p,
-        &strict,
-        &[
-            "validate",
-            "forms",
-            "--ds",
-            DS,
-            "--max-invalid-ratio",
-            "0.9",
-        ],
-    );
+    let run = validate_with(&p, &strict, "forms", "0.9");
     assert_eq!(run.code, 65, "{}", run.stderr);
     let error = error_of(&run);
     assert!(
