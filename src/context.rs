@@ -52,6 +52,25 @@ impl Context {
         })
     }
 
+    /// The metrics validate recorded in stage_log for `dataset` and `ds`,
+    /// if it ran. A record this binary cannot read counts as none (upload
+    /// then removes nothing), with a warning.
+    pub(crate) fn validated(&self, dataset: Dataset, ds: NaiveDate) -> Result<Option<TaskMetrics>> {
+        let Some(done) = self
+            .metadata
+            .stage(dataset.name(), ds, Task::Validate.name())?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_value(done.metrics) {
+            Ok(metrics) => Ok(Some(metrics)),
+            Err(e) => {
+                warn!(%dataset, %ds, error = %e, "validate's stage_log record is unreadable; ignoring it");
+                Ok(None)
+            }
+        }
+    }
+
     /// The metrics of a task starting now, for `dataset` and `ds` where it
     /// has them.
     pub(crate) fn metrics(

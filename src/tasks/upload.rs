@@ -35,10 +35,7 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     // What validate positively recorded for this ds. Without a record (a
     // fresh metadata database) upload publishes what it finds and removes
     // nothing.
-    let validated = ctx
-        .metadata
-        .stage(dataset.name(), ds, Task::Validate.name())?
-        .and_then(|done| serde_json::from_value::<TaskMetrics>(done.metrics).ok());
+    let validated = ctx.validated(dataset, ds)?;
     let validated = validated.as_ref().and_then(Slices::of);
     let mut kept_previous_valid = false;
     let mut objects = Vec::new();

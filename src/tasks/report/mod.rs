@@ -85,13 +85,9 @@ fn dataset_report(
     ds: NaiveDate,
     from: NaiveDate,
 ) -> Result<Option<DatasetReport>> {
-    let Some(done) = ctx
-        .metadata
-        .stage(dataset.name(), ds, Task::Validate.name())?
-    else {
+    let Some(validated) = ctx.validated(dataset, ds)? else {
         return Ok(None);
     };
-    let validated: TaskMetrics = serde_json::from_value(done.metrics)?;
     let quarantine_key = dataset.object_key(Zone::Quarantine, ds);
     Ok(Some(DatasetReport {
         dataset,

@@ -264,9 +264,7 @@ fn volume(
         return Ok(None);
     };
     let previous = ctx
-        .metadata
-        .stage(dataset.name(), previous_ds, Task::Validate.name())?
-        .and_then(|done| serde_json::from_value::<TaskMetrics>(done.metrics).ok())
+        .validated(dataset, previous_ds)?
         .filter(|m| m.status != Status::Rejected);
     Ok(previous.map(|m| VolumeCheck {
         previous_ds: previous_ds.to_string(),
