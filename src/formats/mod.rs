@@ -10,7 +10,7 @@ use polars::prelude::*;
 
 use crate::catalog::Format;
 pub(crate) use parquet::{parquet, parquet_where};
-pub(crate) use readers::{panic_is_contained, read};
+pub(crate) use readers::{panic_is_contained, parquet_head, read};
 use temporal::temporal_as_text;
 
 /// Serialises a frame in a raw format. Temporal columns are written as ISO

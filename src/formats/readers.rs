@@ -56,6 +56,14 @@ pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) ->
     }
 }
 
+/// The first `rows` rows of a Parquet file this pipeline wrote (a valid or
+/// quarantine slice), decoding only the row groups that hold them.
+pub(crate) fn parquet_head(bytes: &[u8], rows: usize) -> Result<DataFrame> {
+    Ok(ParquetReader::new(Cursor::new(bytes))
+        .with_slice(Some((0, rows)))
+        .finish()?)
+}
+
 /// Parsers of hostile bytes running now, on any thread.
 static CONTAINING: AtomicUsize = AtomicUsize::new(0);
 

@@ -104,12 +104,7 @@ fn sample(ctx: &Context, key: &str) -> Result<Option<Sample>> {
     let Some(bytes) = ctx.landing.get_bytes(key)? else {
         return Ok(None);
     };
-    let frame = formats::read(
-        &bytes,
-        crate::catalog::Format::Parquet,
-        ctx.limits.max_decompressed_bytes,
-    )?
-    .head(Some(SAMPLE_ROWS));
+    let frame = formats::parquet_head(&bytes, SAMPLE_ROWS)?;
     let columns: Vec<String> = frame
         .get_column_names()
         .iter()
@@ -120,7 +115,7 @@ fn sample(ctx: &Context, key: &str) -> Result<Option<Sample>> {
         .columns()
         .iter()
         .map(|c| match c.cast(&polars::prelude::DataType::String) {
-            Ok(text) if c.dtype().is_string() || !c.dtype().is_binary() => text
+            Ok(text) if !c.dtype().is_binary() => text
                 .str()
                 .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
                 .unwrap_or_default(),
