@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use crate::catalog::is_plain_name;
 use crate::exit::ExitCode;
 use crate::metrics::Task;
 
@@ -396,11 +397,7 @@ fn parse_positive(s: &str) -> Result<u64, String> {
 /// table name); whether the contracts declare it is checked once they are
 /// read.
 fn dataset_name(s: &str) -> Result<String, String> {
-    let plain = !s.is_empty()
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    plain
+    is_plain_name(s)
         .then(|| s.to_string())
         .ok_or_else(|| format!("{s:?} is not a dataset name (lowercase letters, digits and _)"))
 }

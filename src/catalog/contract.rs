@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Column, ColumnType, Format, Rule, Severity, Test, TestConfig, Threshold, Volume};
+use super::{
+    Column, ColumnType, Format, Rule, Severity, Test, TestConfig, Threshold, Volume, is_plain_name,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,9 +104,20 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
             table.name
         )
     };
+    const PLAIN: &str = "is not a plain name (lower-case letters, digits and _, from a letter)";
+    if !is_plain_name(&table.name) {
+        return Err(at(&[&table.name], "", PLAIN.into()));
+    }
     let mut columns = Vec::with_capacity(table.columns.len());
     for entry in &table.columns {
         let place = [table.name.as_str(), entry.name.as_str()];
+        if !is_plain_name(&entry.name) {
+            return Err(at(
+                &place,
+                &format!(", column {:?}", entry.name),
+                PLAIN.into(),
+            ));
+        }
         let field = format!(", column {}, data_tests", entry.name);
         let tests = entry
             .data_tests
@@ -120,6 +133,21 @@ fn table_spec(origin: &str, text: &str, table: Table) -> Result<TableSpec, Strin
         });
     }
     let known = |name: &str| columns.iter().any(|c| c.name == name);
+    for (entry, column) in table.columns.iter().zip(&columns) {
+        for test in column.tests {
+            if let Rule::TrueExactlyWhen { column: other, .. } = test.rule
+                && !known(other)
+            {
+                let place = [table.name.as_str(), entry.name.as_str()];
+                let field = format!(", column {}, data_tests", entry.name);
+                return Err(at(
+                    &place,
+                    &field,
+                    format!("true_exactly_when: no column {other}"),
+                ));
+            }
+        }
+    }
     if !known(&table.meta.key) {
         return Err(at(
             &[&table.name],

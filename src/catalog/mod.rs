@@ -252,6 +252,16 @@ pub struct Column {
     pub tests: &'static [Test],
 }
 
+/// Whether `name` may name a dataset or a column: lower-case letters,
+/// digits and `_`, starting with a letter. Names become paths in the
+/// landing area and the lake and unquoted identifiers in the warehouse.
+pub fn is_plain_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// A value as normalised accepted values compare it: lower case, trimmed,
 /// each run of spaces, hyphens and underscores one `_`.
 pub fn normalize(value: &str) -> String {
@@ -624,6 +634,26 @@ mod tests {
                 .unwrap()
                 .contains("meta.key: no column id")
         );
+
+        let bad_table = SEVENTH.replace("- name: webinars", "- name: Webinars/x");
+        assert!(
+            load(&bad_table)
+                .err()
+                .unwrap()
+                .contains("is not a plain name")
+        );
+        let bad_column = SEVENTH.replace("- name: attendees", "- name: \"attendees; DROP\"");
+        let err = load(&bad_column).err().unwrap();
+        assert!(
+            err.contains("line 19") && err.contains("is not a plain name"),
+            "{err}"
+        );
+        let lonely = SEVENTH.replace(
+            "- range: {min: 0}",
+            "- true_exactly_when: {column: seats, value: 0}",
+        );
+        let err = load(&lonely).err().unwrap();
+        assert!(err.contains("true_exactly_when: no column seats"), "{err}");
 
         let dangling = SEVENTH.replace("'campaigns'", "'campains'");
         let err = load(&dangling).err().unwrap();
