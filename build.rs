@@ -1,5 +1,6 @@
-//! Embeds every file under sql/ in the binary, so a deployed image needs no
-//! SQL files beside it.
+//! Embeds the SQL and YAML files under sql/ (the dbt project, setup and
+//! metadata migrations) in the binary, so a deployed image needs no files
+//! beside it. dbt's own output folders are left out.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -31,9 +32,18 @@ fn main() {
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
         if path.is_dir() {
-            collect(&path, files);
-        } else if path.extension().is_some_and(|e| e == "sql") {
+            if !matches!(name.as_ref(), "target" | "logs" | "dbt_packages") {
+                collect(&path, files);
+            }
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "sql" || e == "yml" || e == "yaml")
+        {
             files.push(path);
         }
     }

@@ -104,6 +104,16 @@ pub(crate) struct GlobalArgs {
         global = true
     )]
     pub contracts: Option<String>,
+    /// The dbt project transform runs: a folder holding dbt_project.yml.
+    /// By default the project built into the binary (sql/ of its source).
+    #[arg(
+        long,
+        env = "PIPELINE_DBT_PROJECT_DIR",
+        hide_env_values = true,
+        global = true,
+        value_name = "DIR"
+    )]
+    pub dbt_project_dir: Option<PathBuf>,
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -273,11 +283,33 @@ pub(crate) struct LoadArgs {
     pub target: Target,
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct TransformArgs {
-    /// The logical date, YYYY-MM-DD.
+    /// The logical date, YYYY-MM-DD: the project's var `ds`.
     #[arg(long, value_parser = parse_ds)]
     pub ds: NaiveDate,
+    /// Models to build, as dbt's --select: names, with + for ancestors
+    /// (+name) or descendants (name+); their tests run with them.
+    #[arg(long, short = 's', num_args = 1.., value_name = "MODEL")]
+    pub select: Vec<String>,
+    /// Rebuild incremental models from scratch instead of merging.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// More project vars, as dbt's --vars: a YAML mapping ('{key: value}').
+    #[arg(long, value_name = "YAML")]
+    pub vars: Option<String>,
+}
+
+impl TransformArgs {
+    /// The whole built-in project for `ds`, as `run` builds it.
+    pub(crate) fn all(ds: NaiveDate) -> Self {
+        Self {
+            ds,
+            select: Vec::new(),
+            full_refresh: false,
+            vars: None,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone, Copy)]

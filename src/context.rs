@@ -25,6 +25,10 @@ pub(crate) struct Context {
     pub warehouse: LazyWarehouse,
     pub limits: Limits,
     pub airflow: AirflowRun,
+    /// The dbt project transform runs, when not the built-in one.
+    pub dbt_project_dir: Option<std::path::PathBuf>,
+    /// What the project's `env_var()` reads.
+    pub dbt_env: crate::dbt::Env,
 }
 
 impl Context {
@@ -37,6 +41,8 @@ impl Context {
             warehouse: LazyWarehouse::new(settings),
             limits: settings.limits,
             airflow: settings.airflow.clone(),
+            dbt_project_dir: settings.dbt_project_dir.clone(),
+            dbt_env: settings.dbt_env.clone(),
         })
     }
 

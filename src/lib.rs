@@ -24,6 +24,7 @@ pub mod metrics;
 mod checks;
 mod cli;
 mod context;
+mod dbt;
 mod describe;
 mod digest;
 mod formats;

@@ -19,6 +19,11 @@ pub(crate) struct Settings {
     pub limits: Limits,
     /// `PIPELINE_CONTRACTS`: contracts replacing or extending the embedded ones.
     pub contracts: Option<String>,
+    /// `PIPELINE_DBT_PROJECT_DIR`: a dbt project replacing the built-in one.
+    pub dbt_project_dir: Option<std::path::PathBuf>,
+    /// What the dbt project's `env_var()` reads: the environment without
+    /// the credentials above.
+    pub dbt_env: crate::dbt::Env,
     pub s3: S3Tuning,
     /// Seconds a task waits for another process's lock on the DuckDB file.
     pub duckdb_lock_timeout_s: u64,
@@ -79,13 +84,28 @@ impl fmt::Debug for Secret {
 
 const AWS_SECRETS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
+/// Variables holding credentials, which `env_var()` may not read (dbt
+/// keeps `DBT_ENV_SECRET_*` out of SQL the same way).
+fn is_secret(name: &str) -> bool {
+    AWS_SECRETS.contains(&name)
+        || name.starts_with("DBT_ENV_SECRET")
+        || matches!(
+            name,
+            "SNOWFLAKE_PASSWORD" | "SNOWFLAKE_PRIVATE_KEY" | "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"
+        )
+}
+
 const MIB: usize = 1024 * 1024;
 
 impl Settings {
     pub(crate) fn resolve(args: &GlobalArgs) -> Result<Self> {
-        Self::from_env(args, |name| {
+        let mut settings = Self::from_env(args, |name| {
             std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+        })?;
+        settings.dbt_env = std::env::vars()
+            .filter(|(name, _)| !is_secret(name))
+            .collect();
+        Ok(settings)
     }
 
     /// `resolve` with the environment as `var`, so tests need not set
@@ -112,6 +132,8 @@ impl Settings {
             warehouse_url: args.warehouse_url.clone(),
             limits: args.limits,
             contracts: args.contracts.clone(),
+            dbt_project_dir: args.dbt_project_dir.clone(),
+            dbt_env: crate::dbt::Env::new(),
             s3: {
                 let d = S3Tuning::DEFAULT;
                 let mib = |name: &str, default: usize| {

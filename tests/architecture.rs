@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The I/O-free core: catalogue, synthesis, checks and the split, formats.
-const CORE: &[&str] = &["catalog", "checks", "digest", "exit", "formats", "synth"];
+const CORE: &[&str] = &[
+    "catalog", "checks", "dbt", "digest", "exit", "formats", "synth",
+];
 
 /// Each top-level module of src/ and the top-level modules its non-test
 /// code names through `crate::`.

@@ -16,7 +16,7 @@ fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
 
     let setup = emulator.ok(&p, &["setup", "--all"], 0);
     assert_eq!(setup["warehouse"], "snowflake");
-    assert!(setup["statements"].as_u64().unwrap() >= 20, "{setup}");
+    assert!(setup["statements"].as_u64().unwrap() >= 14, "{setup}");
 
     let run = emulator.ok(&p, &["run", "--ds", DS], 0);
     let transform = run["tasks"]
@@ -47,7 +47,8 @@ fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
     let again = emulator.ok(&p, &["transform", "--ds", DS], 0);
     assert_eq!(again["inserted"], 0, "{again}");
     assert_eq!(again["updated"], 0, "{again}");
-    assert_eq!(again["tests_passed"], 9, "{again}");
+    assert_eq!(again["tests_failed"], 0, "{again}");
+    assert!(again["tests_passed"].as_u64().unwrap() > 50, "{again}");
 
     emulator.ok(
         &p,
@@ -63,7 +64,7 @@ fn setup_load_models_and_tests_run_through_the_snowflake_emulator() {
         failed["error"]
             .as_str()
             .unwrap()
-            .contains("mart_contacts_key"),
+            .contains("unique_mart_contacts_contact_id"),
         "{failed}"
     );
 }

@@ -9,7 +9,12 @@ differs in three ways, which this wrapper bridges:
 - it may log in without SESSION_PARAMETERS, which fakesnow requires;
 - it expects `data.queryId` on error responses.
 It also makes fakesnow accept, as no-ops, the account-level statements of
-sql/snowflake/setup.sql that it cannot run (roles, warehouses, grants).
+sql/snowflake/setup.sql that it cannot run (roles, warehouses, grants), and
+creates the temporary view or table of an incremental model
+(`create or replace temporary view MART.x__dbt_tmp`, as dbt-snowflake names
+it) as an ordinary one: fakesnow keeps temporary objects in DuckDB's temp
+catalog, where a schema-qualified name does not resolve. The runner drops it
+after the merge either way.
 
 Usage: python snowflake_emulator.py PORT   (listens on 127.0.0.1)
 """
@@ -21,6 +26,7 @@ import datetime
 import decimal
 import gzip
 import json
+import re
 import sys
 import uuid
 
@@ -31,6 +37,9 @@ from fakesnow.server import app as fakesnow_app
 # Statements fakesnow cannot parse; Snowflake runs them, the emulator skips them.
 NOP_STATEMENTS = [r"^\s*CREATE\s+(ROLE|WAREHOUSE)\b", r"^\s*GRANT\b"]
 EPOCH = datetime.date(1970, 1, 1)
+QUALIFIED_TEMPORARY = re.compile(
+    r"^(\s*create\s+or\s+replace\s+)temporary\s+((?:view|table)\s+\w+\.)", re.IGNORECASE
+)
 
 
 def json_cell(value: object, logical_type: str, scale: int) -> str | None:
@@ -74,6 +83,12 @@ def rewrite_login(body: bytes) -> bytes:
     return json.dumps(request).encode()
 
 
+def rewrite_query(body: bytes) -> bytes:
+    request = json.loads(body)
+    request["sqlText"] = QUALIFIED_TEMPORARY.sub(r"\1\2", request.get("sqlText", ""))
+    return json.dumps(request).encode()
+
+
 def rewrite_query_response(body: bytes) -> bytes:
     response = json.loads(body)
     data = response.get("data") or {}
@@ -113,6 +128,8 @@ class RustConnectorBridge:
             body = gzip.decompress(body)
         if path == "/session/v1/login-request":
             body = rewrite_login(body)
+        else:
+            body = rewrite_query(body)
         scope = dict(scope)
         scope["headers"] = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")

@@ -1,13 +1,18 @@
--- severity: warn
--- Today's form fills should be within half and double of yesterday's; a
--- day outside that budget is worth a look but is not bad data by itself.
-SELECT today.N AS TODAY_ROWS, yesterday.N AS YESTERDAY_ROWS
-FROM (
-    SELECT COUNT(*) AS N FROM MART.MART_FORM_FILLS
-    WHERE FILL_DATE = CAST('{{ ds }}' AS DATE)
-) AS today
-CROSS JOIN (
-    SELECT COUNT(*) AS N FROM MART.MART_FORM_FILLS
-    WHERE FILL_DATE = CAST('{{ previous_ds }}' AS DATE)
-) AS yesterday
-WHERE yesterday.N > 0 AND (today.N < yesterday.N / 2 OR today.N > yesterday.N * 2)
+{{ config(severity='warn') }}
+
+-- The ds's form fills should be within half and double of the day
+-- before's; a day outside that budget is worth a look, not bad data.
+with per_day as (
+    select
+        count(case when fill_date = {{ this_ds() }} then 1 end) as today_rows,
+        count(case when fill_date = {{ this_ds() }} - 1 then 1 end) as yesterday_rows
+    from {{ ref('mart_form_fills') }}
+)
+
+select
+    today_rows,
+    yesterday_rows
+from per_day
+where
+    yesterday_rows > 0
+    and (today_rows < yesterday_rows / 2 or today_rows > yesterday_rows * 2)

@@ -1,5 +1,5 @@
 //! The dataset catalogue: the one place that says what each dataset is,
-//! built from the data contracts (contracts/raw.yml, embedded in the
+//! built from the data contracts (sql/models/sources/raw.yml, embedded in the
 //! binary; `PIPELINE_CONTRACTS` replaces or adds tables at run time). Every
 //! task reads names, formats, keys, columns, types and rules from here, and
 //! `describe` publishes them.
@@ -13,7 +13,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 /// The contracts built into the binary.
-pub const EMBEDDED: (&str, &str) = ("contracts/raw.yml", include_str!("../../contracts/raw.yml"));
+pub const EMBEDDED: (&str, &str) = (
+    "sql/models/sources/raw.yml",
+    include_str!("../../sql/models/sources/raw.yml"),
+);
 
 /// On-disk format of a raw landing file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -179,21 +179,29 @@ pub struct LoadDetails {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransformDetails {
     pub warehouse: String,
-    /// Mart rows the MERGEs inserted and updated.
+    /// Rows the incremental models inserted, and existing rows whose
+    /// values they changed.
     pub inserted: u64,
     pub updated: u64,
     pub tests_passed: u64,
     pub tests_warned: u64,
     pub tests_failed: u64,
+    /// Models and tests not run because a test upstream failed.
+    pub skipped: u64,
     pub models: Vec<ModelRun>,
     pub tests: Vec<TestRun>,
 }
 
-/// One model built: a staging table's rows, or a mart MERGE's changes.
+/// One model of the dbt project: a table's rows, or an incremental run's
+/// inserts and updates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelRun {
     pub model: String,
+    /// The relation it builds, `SCHEMA.name`.
     pub target: String,
+    /// `view`, `table` or `incremental`.
+    pub materialized: String,
+    pub status: ModelOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +227,16 @@ pub enum TestOutcome {
     Pass,
     Warn,
     Fail,
+    /// Not run: a test upstream failed (dbt build's skip).
+    Skipped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelOutcome {
+    Success,
+    /// Not built: a test upstream failed (dbt build's skip).
+    Skipped,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -60,7 +60,7 @@ pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
     metrics.outputs.insert("table".into(), table);
     metrics.outputs.insert("source".into(), ctx.lake.url(&key));
     metrics.details = Some(Details::Load(LoadDetails {
-        warehouse: wh.backend().into(),
+        warehouse: wh.backend().name().into(),
         replaced_rows: replaced,
         content_md5: md5,
     }));

@@ -74,7 +74,11 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<TaskMetrics> {
             }
         }
         if !rejected_on(&done, ds) {
-            step(ctx, &mut done, TaskCommand::Transform(TransformArgs { ds }))?;
+            step(
+                ctx,
+                &mut done,
+                TaskCommand::Transform(TransformArgs::all(ds)),
+            )?;
         }
         let report = ReportArgs { ds, days: 30 };
         step(ctx, &mut done, TaskCommand::Report(report))?;

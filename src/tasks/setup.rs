@@ -11,7 +11,7 @@ pub(crate) fn run(ctx: &mut Context, args: &SetupArgs) -> Result<TaskMetrics> {
     let statements = ctx.warehouse.setup(args.all)?;
     metrics.status = Status::SetUp;
     metrics.details = Some(Details::Setup(SetupDetails {
-        warehouse: ctx.warehouse.get()?.backend().into(),
+        warehouse: ctx.warehouse.get()?.backend().name().into(),
         statements,
     }));
     Ok(metrics)

@@ -42,7 +42,7 @@ pub(crate) fn run(ctx: &mut Context, args: &SqlArgs) -> Result<TaskMetrics> {
     metrics.status = Status::Queried;
     metrics.rows_out = rows.len() as u64;
     metrics.details = Some(Details::Sql(SqlDetails {
-        warehouse: wh.backend().into(),
+        warehouse: wh.backend().name().into(),
         rows,
         statements,
     }));

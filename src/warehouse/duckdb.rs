@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use duckdb::Connection;
 
-use super::{MergeCounts, Rows, Warehouse, count, date_literal, is_schema_object, raw_table};
+use super::{Rows, Warehouse, date_literal, is_schema_object, raw_table};
 use crate::catalog::Dataset;
+use crate::dbt::Backend;
 use crate::exit::{self, first_line};
 use crate::storage::ObjectStore;
 
@@ -107,8 +108,8 @@ fn open_error(path: &std::path::Path, err: duckdb::Error) -> anyhow::Error {
 }
 
 impl Warehouse for DuckDbWarehouse {
-    fn backend(&self) -> &'static str {
-        "duckdb"
+    fn backend(&self) -> Backend {
+        Backend::DuckDb
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
@@ -160,23 +161,6 @@ impl Warehouse for DuckDbWarehouse {
             })?
             .collect::<Result<Rows, _>>()?;
         Ok(rows)
-    }
-
-    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts> {
-        // DuckDB reports only the rows a MERGE touched; the table's growth
-        // tells inserts from updates (marts never delete).
-        let rows_in = |wh: &mut Self| count(wh, &format!("SELECT COUNT(*) FROM {target}"));
-        let before = rows_in(self)?;
-        let touched = self
-            .conn
-            .execute(sql, [])
-            .with_context(|| format!("DuckDB: MERGE INTO {target}"))? as u64;
-        // Saturating: a concurrent writer could only shrink the difference.
-        let inserted = rows_in(self)?.saturating_sub(before);
-        Ok(MergeCounts {
-            inserted,
-            updated: touched.saturating_sub(inserted),
-        })
     }
 
     fn append_partition(

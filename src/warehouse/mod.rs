@@ -2,8 +2,8 @@
 //! PIPELINE_WAREHOUSE_URL: `duckdb://PATH` (embedded, the default) or
 //! `snowflake://` (credentials from SNOWFLAKE_* variables).
 //!
-//! Both run the same SQL from sql/; only loading a lake file into RAW and
-//! reading MERGE counts differ.
+//! Both run the same SQL: the dbt project of sql/ compiled for them
+//! (`dbt::materialize`); only loading a lake file into RAW differs.
 
 mod duckdb;
 pub(crate) mod project;
@@ -17,19 +17,12 @@ use crate::exit;
 use crate::settings::{Settings, SnowflakeSettings};
 use crate::storage::ObjectStore;
 
-/// Rows a MERGE inserted and updated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct MergeCounts {
-    pub inserted: u64,
-    pub updated: u64,
-}
-
 /// Result rows with every value as text (`None` for NULL).
 pub(crate) type Rows = Vec<Vec<Option<String>>>;
 
 pub(crate) trait Warehouse {
-    /// `duckdb` or `snowflake`, for metrics.
-    fn backend(&self) -> &'static str;
+    /// The dbt target the warehouse is.
+    fn backend(&self) -> crate::dbt::Backend;
     /// Runs one statement whose result is not needed.
     fn execute(&mut self, sql: &str) -> Result<()>;
     /// Runs one statement with `?` placeholders bound to `params`, for
@@ -37,8 +30,6 @@ pub(crate) trait Warehouse {
     fn execute_bound(&mut self, sql: &str, params: &[&str]) -> Result<()>;
     /// Runs one query and returns its rows as text.
     fn query(&mut self, sql: &str) -> Result<Rows>;
-    /// Runs one `MERGE INTO target ...` and says what it changed.
-    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts>;
     /// Appends the lake's valid slice for (dataset, ds) to its RAW table,
     /// with DS and LOADED_AT set; runs inside the caller's transaction.
     fn append_partition(

@@ -11,8 +11,9 @@ use snowflake_connector_rs::{
     KeyPairConfig, QueryConfig, Session, SessionConfig, Statement,
 };
 
-use super::{MergeCounts, Rows, Warehouse, WarehouseSettings, date_literal, raw_table, sql_type};
+use super::{Rows, Warehouse, WarehouseSettings, date_literal, raw_table, sql_type};
 use crate::catalog::Dataset;
+use crate::dbt::Backend;
 use crate::exit::{self, first_line};
 use crate::runtime::runtime;
 use crate::settings::SnowflakeSettings;
@@ -180,8 +181,8 @@ fn login(client: &Client) -> Result<Session> {
 }
 
 impl Warehouse for SnowflakeWarehouse {
-    fn backend(&self) -> &'static str {
-        "snowflake"
+    fn backend(&self) -> Backend {
+        Backend::Snowflake
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {
@@ -211,26 +212,6 @@ impl Warehouse for SnowflakeWarehouse {
             .into_iter()
             .map(|row| row.values().iter().cloned().map(text).collect())
             .collect())
-    }
-
-    fn merge(&mut self, sql: &str, target: &str) -> Result<MergeCounts> {
-        // Snowflake answers a MERGE with one row of counts, by column name.
-        let rows = self.rows(sql, &format!("MERGE INTO {target}"))?;
-        let row = rows
-            .first()
-            .ok_or_else(|| anyhow!("MERGE INTO {target} returned no counts"))?;
-        let number = |name: &str| {
-            row.value(name)
-                .ok()
-                .cloned()
-                .and_then(text)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(MergeCounts {
-            inserted: number("number of rows inserted"),
-            updated: number("number of rows updated"),
-        })
     }
 
     fn append_partition(

@@ -462,7 +462,11 @@ pub fn warehouse_rows<P: AsRef<Path>>(path: P) -> BTreeMap<String, Vec<String>> 
             .map(Result::unwrap)
             .collect();
         lines.sort();
-        out.insert(format!("{schema}.{table}"), lines);
+        // Upper case: dbt names relations in lower case, setup.sql in upper.
+        out.insert(
+            format!("{}.{}", schema.to_uppercase(), table.to_uppercase()),
+            lines,
+        );
     }
     out
 }

@@ -1,9 +1,11 @@
--- Campaigns, one row each; UPLOAD_DATE is the ds a row last changed.
-MERGE INTO MART.MART_CAMPAIGNS AS t
-USING STG.STG_CAMPAIGNS AS s
-ON t.CAMPAIGN_ID = s.CAMPAIGN_ID
-WHEN MATCHED AND t.CAMPAIGN_NAME IS DISTINCT FROM s.CAMPAIGN_NAME THEN UPDATE SET
-    CAMPAIGN_NAME = s.CAMPAIGN_NAME,
-    UPLOAD_DATE = s.UPLOAD_DATE
-WHEN NOT MATCHED THEN INSERT (CAMPAIGN_ID, CAMPAIGN_NAME, UPLOAD_DATE)
-    VALUES (s.CAMPAIGN_ID, s.CAMPAIGN_NAME, s.UPLOAD_DATE)
+{{ config(unique_key='campaign_id') }}
+
+-- Campaigns, one row each, as last changed.
+with delivered as (
+    select * from {{ ref('stg_campaigns') }}
+)
+
+select * from delivered
+{% if is_incremental() %}
+    where {{ new_or_changed('delivered', 'campaign_id') }}
+{% endif %}

@@ -1,36 +1,11 @@
--- Contacts, one row each, clustered by signup day. A row is updated only
--- when a value really changed, so re-running a ds touches nothing.
-MERGE INTO MART.MART_CONTACTS AS t
-USING STG.STG_CONTACTS AS s
-ON t.CONTACT_ID = s.CONTACT_ID
-WHEN MATCHED AND (
-    t.FIRST_NAME IS DISTINCT FROM s.FIRST_NAME
-    OR t.LAST_NAME IS DISTINCT FROM s.LAST_NAME
-    OR t.EMAIL IS DISTINCT FROM s.EMAIL
-    OR t.COMPANY IS DISTINCT FROM s.COMPANY
-    OR t.INDUSTRY IS DISTINCT FROM s.INDUSTRY
-    OR t.LEAD_SOURCE IS DISTINCT FROM s.LEAD_SOURCE
-    OR t.JOB_TITLE IS DISTINCT FROM s.JOB_TITLE
-    OR t.COUNTRY IS DISTINCT FROM s.COUNTRY
-    OR t.OPTED_IN IS DISTINCT FROM s.OPTED_IN
-    OR t.SIGNUP_DATE IS DISTINCT FROM s.SIGNUP_DATE
-) THEN UPDATE SET
-    FIRST_NAME = s.FIRST_NAME,
-    LAST_NAME = s.LAST_NAME,
-    EMAIL = s.EMAIL,
-    COMPANY = s.COMPANY,
-    INDUSTRY = s.INDUSTRY,
-    LEAD_SOURCE = s.LEAD_SOURCE,
-    JOB_TITLE = s.JOB_TITLE,
-    COUNTRY = s.COUNTRY,
-    OPTED_IN = s.OPTED_IN,
-    SIGNUP_DATE = s.SIGNUP_DATE,
-    SIGNUP_DAY = s.SIGNUP_DAY,
-    UPLOAD_DATE = s.UPLOAD_DATE
-WHEN NOT MATCHED THEN INSERT (
-    CONTACT_ID, FIRST_NAME, LAST_NAME, EMAIL, COMPANY, INDUSTRY, LEAD_SOURCE,
-    JOB_TITLE, COUNTRY, OPTED_IN, SIGNUP_DATE, SIGNUP_DAY, UPLOAD_DATE
-) VALUES (
-    s.CONTACT_ID, s.FIRST_NAME, s.LAST_NAME, s.EMAIL, s.COMPANY, s.INDUSTRY, s.LEAD_SOURCE,
-    s.JOB_TITLE, s.COUNTRY, s.OPTED_IN, s.SIGNUP_DATE, s.SIGNUP_DAY, s.UPLOAD_DATE
+{{ config(unique_key='contact_id', cluster_by=['signup_day']) }}
+
+-- Contacts, one row each, clustered by signup day.
+with delivered as (
+    select * from {{ ref('stg_contacts') }}
 )
+
+select * from delivered
+{% if is_incremental() %}
+    where {{ new_or_changed('delivered', 'contact_id') }}
+{% endif %}

@@ -1,34 +1,23 @@
+{{ config(unique_key='fill_id', cluster_by=['fill_date']) }}
+
 -- Form submissions with their form's type joined in, clustered by fill date.
-MERGE INTO MART.MART_FORM_FILLS AS t
-USING (
-    SELECT f.*, m.FORM_TYPE
-    FROM STG.STG_FORM_FILLS AS f
-    LEFT JOIN MART.MART_FORMS AS m ON m.FORM_ID = f.FORM_ID
-) AS s
-ON t.FILL_ID = s.FILL_ID
-WHEN MATCHED AND (
-    t.FORM_ID IS DISTINCT FROM s.FORM_ID
-    OR t.FORM_TYPE IS DISTINCT FROM s.FORM_TYPE
-    OR t.CONTACT_ID IS DISTINCT FROM s.CONTACT_ID
-    OR t.CAMPAIGN_ID IS DISTINCT FROM s.CAMPAIGN_ID
-    OR t.FILL_DATE IS DISTINCT FROM s.FILL_DATE
-    OR t.REFERRER_URL IS DISTINCT FROM s.REFERRER_URL
-    OR t.USER_AGENT IS DISTINCT FROM s.USER_AGENT
-    OR t.ESTIMATED_VALUE IS DISTINCT FROM s.ESTIMATED_VALUE
-) THEN UPDATE SET
-    FORM_ID = s.FORM_ID,
-    FORM_TYPE = s.FORM_TYPE,
-    CONTACT_ID = s.CONTACT_ID,
-    CAMPAIGN_ID = s.CAMPAIGN_ID,
-    FILL_DATE = s.FILL_DATE,
-    REFERRER_URL = s.REFERRER_URL,
-    USER_AGENT = s.USER_AGENT,
-    ESTIMATED_VALUE = s.ESTIMATED_VALUE,
-    UPLOAD_DATE = s.UPLOAD_DATE
-WHEN NOT MATCHED THEN INSERT (
-    FILL_ID, FORM_ID, FORM_TYPE, CONTACT_ID, CAMPAIGN_ID, FILL_DATE,
-    REFERRER_URL, USER_AGENT, ESTIMATED_VALUE, UPLOAD_DATE
-) VALUES (
-    s.FILL_ID, s.FORM_ID, s.FORM_TYPE, s.CONTACT_ID, s.CAMPAIGN_ID, s.FILL_DATE,
-    s.REFERRER_URL, s.USER_AGENT, s.ESTIMATED_VALUE, s.UPLOAD_DATE
+with delivered as (
+    select
+        fills.fill_id,
+        fills.form_id,
+        forms.form_type,
+        fills.contact_id,
+        fills.campaign_id,
+        fills.fill_date,
+        fills.referrer_url,
+        fills.user_agent,
+        fills.estimated_value,
+        fills.upload_date
+    from {{ ref('stg_form_fills') }} as fills
+    left join {{ ref('mart_forms') }} as forms on fills.form_id = forms.form_id
 )
+
+select * from delivered
+{% if is_incremental() %}
+    where {{ new_or_changed('delivered', 'fill_id') }}
+{% endif %}

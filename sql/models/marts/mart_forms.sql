@@ -1,9 +1,11 @@
--- Forms, one row each.
-MERGE INTO MART.MART_FORMS AS t
-USING STG.STG_FORMS AS s
-ON t.FORM_ID = s.FORM_ID
-WHEN MATCHED AND t.FORM_TYPE IS DISTINCT FROM s.FORM_TYPE THEN UPDATE SET
-    FORM_TYPE = s.FORM_TYPE,
-    UPLOAD_DATE = s.UPLOAD_DATE
-WHEN NOT MATCHED THEN INSERT (FORM_ID, FORM_TYPE, UPLOAD_DATE)
-    VALUES (s.FORM_ID, s.FORM_TYPE, s.UPLOAD_DATE)
+{{ config(unique_key='form_id') }}
+
+-- Forms, one row each, as last changed.
+with delivered as (
+    select * from {{ ref('stg_forms') }}
+)
+
+select * from delivered
+{% if is_incremental() %}
+    where {{ new_or_changed('delivered', 'form_id') }}
+{% endif %}

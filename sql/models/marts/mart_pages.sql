@@ -1,13 +1,11 @@
--- Pages, one row each.
-MERGE INTO MART.MART_PAGES AS t
-USING STG.STG_PAGES AS s
-ON t.PAGE_ID = s.PAGE_ID
-WHEN MATCHED AND (
-    t.PAGE_URL IS DISTINCT FROM s.PAGE_URL
-    OR t.PAGE_TITLE IS DISTINCT FROM s.PAGE_TITLE
-) THEN UPDATE SET
-    PAGE_URL = s.PAGE_URL,
-    PAGE_TITLE = s.PAGE_TITLE,
-    UPLOAD_DATE = s.UPLOAD_DATE
-WHEN NOT MATCHED THEN INSERT (PAGE_ID, PAGE_URL, PAGE_TITLE, UPLOAD_DATE)
-    VALUES (s.PAGE_ID, s.PAGE_URL, s.PAGE_TITLE, s.UPLOAD_DATE)
+{{ config(unique_key='page_id') }}
+
+-- Pages, one row each, as last changed.
+with delivered as (
+    select * from {{ ref('stg_pages') }}
+)
+
+select * from delivered
+{% if is_incremental() %}
+    where {{ new_or_changed('delivered', 'page_id') }}
+{% endif %}

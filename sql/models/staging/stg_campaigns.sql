@@ -1,8 +1,7 @@
--- The campaigns loaded for this ds.
-CREATE OR REPLACE TABLE STG.STG_CAMPAIGNS AS
-SELECT
-    CAMPAIGN_ID,
-    TRIM(CAMPAIGN_NAME) AS CAMPAIGN_NAME,
-    DS AS UPLOAD_DATE
-FROM RAW.CAMPAIGNS
-WHERE DS = CAST('{{ ds }}' AS DATE)
+-- The campaigns delivered for the ds.
+select
+    campaign_id,
+    trim(campaign_name) as campaign_name,
+    ds as upload_date
+from {{ source('raw', 'campaigns') }}
+where ds = {{ this_ds() }}

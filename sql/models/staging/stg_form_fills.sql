@@ -1,14 +1,13 @@
--- This ds's form submissions.
-CREATE OR REPLACE TABLE STG.STG_FORM_FILLS AS
-SELECT
-    FILL_ID,
-    FORM_ID,
-    CONTACT_ID,
-    CAMPAIGN_ID,
-    FILL_DATE,
-    REFERRER_URL,
-    USER_AGENT,
-    ROUND(ESTIMATED_VALUE, 2) AS ESTIMATED_VALUE,
-    DS AS UPLOAD_DATE
-FROM RAW.FORM_FILLS
-WHERE DS = CAST('{{ ds }}' AS DATE)
+-- The ds's form submissions.
+select
+    fill_id,
+    form_id,
+    contact_id,
+    campaign_id,
+    fill_date,
+    referrer_url,
+    user_agent,
+    round(estimated_value, 2) as estimated_value,
+    ds as upload_date
+from {{ source('raw', 'form_fills') }}
+where ds = {{ this_ds() }}

@@ -1,8 +1,7 @@
--- The forms loaded for this ds.
-CREATE OR REPLACE TABLE STG.STG_FORMS AS
-SELECT
-    FORM_ID,
-    LOWER(FORM_TYPE) AS FORM_TYPE,
-    DS AS UPLOAD_DATE
-FROM RAW.FORMS
-WHERE DS = CAST('{{ ds }}' AS DATE)
+-- The forms delivered for the ds, their type in lower case.
+select
+    form_id,
+    lower(form_type) as form_type,
+    ds as upload_date
+from {{ source('raw', 'forms') }}
+where ds = {{ this_ds() }}

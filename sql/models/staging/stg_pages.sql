@@ -1,9 +1,8 @@
--- The site's pages loaded for this ds.
-CREATE OR REPLACE TABLE STG.STG_PAGES AS
-SELECT
-    PAGE_ID,
-    PAGE_URL,
-    TRIM(PAGE_TITLE) AS PAGE_TITLE,
-    DS AS UPLOAD_DATE
-FROM RAW.PAGES
-WHERE DS = CAST('{{ ds }}' AS DATE)
+-- The site's pages delivered for the ds.
+select
+    page_id,
+    page_url,
+    trim(page_title) as page_title,
+    ds as upload_date
+from {{ source('raw', 'pages') }}
+where ds = {{ this_ds() }}

@@ -1,18 +1,17 @@
--- This ds's website sessions.
-CREATE OR REPLACE TABLE STG.STG_WEBSITE_ACTIVITY AS
-SELECT
-    SESSION_ID,
-    CONTACT_ID,
-    CAMPAIGN_ID,
-    PAGE_ID,
-    PAGE_URL,
-    PAGE_TITLE,
-    EVENT_DATE,
-    EVENT_TYPE,
-    SESSION_DURATION,
-    PAGES_VIEWED,
-    BOUNCE,
-    REFERRER_DOMAIN,
-    DS AS UPLOAD_DATE
-FROM RAW.WEBSITE_ACTIVITY
-WHERE DS = CAST('{{ ds }}' AS DATE)
+-- The ds's website sessions.
+select
+    session_id,
+    contact_id,
+    campaign_id,
+    page_id,
+    page_url,
+    page_title,
+    event_date,
+    event_type,
+    session_duration,
+    pages_viewed,
+    bounce,
+    referrer_domain,
+    ds as upload_date
+from {{ source('raw', 'website_activity') }}
+where ds = {{ this_ds() }}
