@@ -366,3 +366,170 @@ fn sqlfluff_lints_the_project_clean_for_both_dialects() {
         );
     }
 }
+
+/// A copy of the project in a folder of the test, for `--dbt-project-dir`.
+fn project_copy(p: &Pipeline) -> PathBuf {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap();
+            if name == "target" || name == "logs" {
+                continue;
+            }
+            if path.is_dir() {
+                copy_dir(&path, &to.join(name));
+            } else {
+                std::fs::copy(&path, to.join(name)).unwrap();
+            }
+        }
+    }
+    let to = p.dir.path().join("project");
+    copy_dir(&project_dir(), &to);
+    to
+}
+
+fn transform_in(p: &Pipeline, project: &Path, extra: &[&str]) -> common::Run {
+    let mut args = vec!["transform", "--ds", common::DS];
+    args.extend_from_slice(extra);
+    common::finish(
+        p.command(&args)
+            .env("PIPELINE_DBT_PROJECT_DIR", project)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_model_added_to_a_project_folder_is_built_without_rebuilding() {
+    let p = Pipeline::new();
+    p.ok(&["run", "--ds", common::DS], 0);
+    let project = project_copy(&p);
+    std::fs::write(
+        project.join("models/marts/mart_campaign_fills.sql"),
+        "{{ config(materialized='table') }}\n\
+         select campaign_id, count(*) as fills\n\
+         from {{ ref('mart_form_fills') }}\n\
+         group by campaign_id\n",
+    )
+    .unwrap();
+    let run = transform_in(&p, &project, &["--select", "mart_campaign_fills"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let models: Vec<&str> = run.metrics["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["mart_campaign_fills"]);
+    let fills = p.count("SELECT SUM(FILLS) FROM MART.MART_CAMPAIGN_FILLS");
+    assert_eq!(fills, p.count("SELECT COUNT(*) FROM MART.MART_FORM_FILLS"));
+}
+
+#[test]
+fn select_takes_model_names_with_graph_operators() {
+    let p = Pipeline::new();
+    p.ok(&["run", "--ds", common::DS], 0);
+    let models_of = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["transform", "--ds", common::DS];
+        all.extend_from_slice(args);
+        let m = p.ok(&all, 0);
+        let mut names: Vec<String> = m["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["model"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(models_of(&["--select", "mart_contacts"]), ["mart_contacts"]);
+    assert_eq!(
+        models_of(&["--select", "+mart_form_fills"]),
+        [
+            "mart_form_fills",
+            "mart_forms",
+            "stg_form_fills",
+            "stg_forms"
+        ]
+    );
+    assert_eq!(
+        models_of(&["-s", "stg_forms+", "stg_pages"]),
+        ["mart_form_fills", "mart_forms", "stg_forms", "stg_pages"]
+    );
+    // Tests follow what they test.
+    let m = p.ok(
+        &["transform", "--ds", common::DS, "--select", "mart_pages"],
+        0,
+    );
+    let tests: Vec<&str> = m["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["test"].as_str().unwrap())
+        .collect();
+    assert!(tests.contains(&"unique_mart_pages_page_id"), "{tests:?}");
+    assert!(tests.iter().all(|t| t.contains("mart_pages")), "{tests:?}");
+
+    let bad = p.run(&[
+        "transform",
+        "--ds",
+        common::DS,
+        "--select",
+        "path:models/marts",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let unknown = p.run(&["transform", "--ds", common::DS, "--select", "mart_nothing"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.metrics["error"]
+            .as_str()
+            .unwrap()
+            .contains("mart_nothing")
+    );
+}
+
+/// What the runner does not support fails when the project is loaded
+/// (78), naming the file and the construct, before anything is built.
+#[test]
+fn unsupported_dbt_constructs_fail_clearly_at_parse_time() {
+    let p = Pipeline::new();
+    let cases: [(&str, &str, &str, &[&str]); 4] = [
+        (
+            "models/marts/mart_ephemeral.sql",
+            "{{ config(materialized='ephemeral') }}\nselect 1 as x\n",
+            "materialized=ephemeral",
+            &["models/marts/mart_ephemeral.sql"],
+        ),
+        (
+            "models/marts/mart_dispatch.sql",
+            "select 1 as x\nfrom {{ adapter.dispatch('x')() }}\n",
+            "dispatch",
+            &["models/marts/mart_dispatch.sql:2", "native runner supports"],
+        ),
+        (
+            "models/marts/mart_missing.sql",
+            "select * from {{ ref('mart_nowhere') }}\n",
+            "mart_nowhere",
+            &["models/marts/mart_missing.sql:1"],
+        ),
+        (
+            "dbt_project.yml",
+            "name: marketing_pipeline\nprofile: marketing_pipeline\non-run-start: [\"select 1\"]\n",
+            "on-run-start",
+            &["dbt_project.yml"],
+        ),
+    ];
+    for (file, text, construct, mentions) in cases {
+        let project = project_copy(&p);
+        std::fs::write(project.join(file), text).unwrap();
+        let run = transform_in(&p, &project, &[]);
+        assert_eq!(run.code, 78, "{file}: {}", run.stderr);
+        let error = run.metrics["error"].as_str().unwrap();
+        assert!(!error.contains('\n'), "one line: {error}");
+        for text in mentions.iter().chain([&construct]) {
+            assert!(error.contains(text), "{file}: {text:?} in {error}");
+        }
+        std::fs::remove_dir_all(&project).unwrap();
+    }
+}

@@ -38,18 +38,6 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     }
     let files = project::dbt_files(ctx.dbt_project_dir.as_deref())?;
     let wh = ctx.warehouse.get()?;
-    let loaded = count(
-        wh,
-        &format!(
-            "SELECT COUNT(*) FROM RAW.LOAD_LOG WHERE DS = {}",
-            date_literal(ds)
-        ),
-    )?;
-    if loaded == 0 {
-        return Err(exit::nothing_to_do(format!(
-            "nothing loaded for {ds}: run load first"
-        )));
-    }
     let backend = wh.backend();
     let target = Target {
         backend,
@@ -62,6 +50,18 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     let project = Project::load(&files, target, vars, &ctx.dbt_env)?;
     let plan = BuildPlan::new(&project, &selector)?;
     metrics.lap("parse", &mut phase);
+    let loaded = count(
+        wh,
+        &format!(
+            "SELECT COUNT(*) FROM RAW.LOAD_LOG WHERE DS = {}",
+            date_literal(ds)
+        ),
+    )?;
+    if loaded == 0 {
+        return Err(exit::nothing_to_do(format!(
+            "nothing loaded for {ds}: run load first"
+        )));
+    }
 
     for schema in project.schemas() {
         wh.execute(&format!("create schema if not exists {schema}"))?;
