@@ -40,6 +40,15 @@ type Outcomes = BTreeMap<String, String>;
 
 /// A dbt command on the project, with its output kept out of the clone.
 fn dbt(p: &Pipeline, args: &[&str], warehouse: &Path) -> (bool, String, PathBuf) {
+    dbt_in(p, &project_dir(), args, warehouse)
+}
+
+fn dbt_in(
+    p: &Pipeline,
+    project: &Path,
+    args: &[&str],
+    warehouse: &Path,
+) -> (bool, String, PathBuf) {
     let scratch = p.dir.path().join(format!(
         "dbt-{}",
         args.join("-").replace(['{', '}', ' ', ':'], "")
@@ -55,7 +64,7 @@ fn dbt(p: &Pipeline, args: &[&str], warehouse: &Path) -> (bool, String, PathBuf)
     let out = Command::new(tool("DBT_BIN"))
         .args(args)
         .arg("--project-dir")
-        .arg(project_dir())
+        .arg(project)
         .arg("--profiles-dir")
         .arg(&profiles)
         .arg("--target-path")
@@ -74,13 +83,10 @@ fn dbt(p: &Pipeline, args: &[&str], warehouse: &Path) -> (bool, String, PathBuf)
 }
 
 /// `dbt build` for a ds; the outcome of each node from run_results.json.
-fn dbt_build(p: &Pipeline, warehouse: &Path, ds: &str) -> Outcomes {
+fn dbt_build(p: &Pipeline, project: &Path, warehouse: &Path, ds: &str) -> Outcomes {
     let vars = format!("{{ds: {ds}}}");
-    let (_, log, target) = dbt(
-        p,
-        &["build", "--target", "duckdb", "--vars", &vars],
-        warehouse,
-    );
+    let args = ["build", "--target", "duckdb", "--vars", &vars];
+    let (_, log, target) = dbt_in(p, project, &args, warehouse);
     let results = std::fs::read_to_string(target.join("run_results.json"))
         .unwrap_or_else(|e| panic!("dbt build wrote no run_results.json ({e}):\n{log}"));
     let results: Value = serde_json::from_str(&results).unwrap();
@@ -91,23 +97,20 @@ fn dbt_build(p: &Pipeline, warehouse: &Path, ds: &str) -> Outcomes {
         .map(|r| {
             let id = r["unique_id"].as_str().unwrap();
             let name = id.split('.').nth(2).unwrap().to_string();
-            let status = match r["status"].as_str().unwrap() {
-                "success" => "success".to_string(),
-                other => other.to_string(),
-            };
-            (name, status)
+            (name, r["status"].as_str().unwrap().to_string())
         })
         .collect()
 }
 
 /// `transform` for a ds on `warehouse`; its metrics and node outcomes.
-fn native_build(p: &Pipeline, warehouse: &Path, ds: &str) -> (Value, Outcomes) {
+fn native_build(p: &Pipeline, project: &Path, warehouse: &Path, ds: &str) -> (Value, Outcomes) {
     let run = common::finish(
         p.command(&["transform", "--ds", ds])
             .env(
                 "PIPELINE_WAREHOUSE_URL",
                 format!("duckdb://{}", warehouse.display()),
             )
+            .env("PIPELINE_DBT_PROJECT_DIR", project)
             .output()
             .unwrap(),
     );
@@ -171,6 +174,10 @@ fn deliver(p: &Pipeline, ds: &str, warehouses: &[&Path]) {
 /// Rows of each mart in one warehouse and not the other, both ways,
 /// counting duplicates (EXCEPT ALL).
 fn mart_differences(a: &Path, b: &Path) -> Vec<String> {
+    differences_in(a, b, &MARTS)
+}
+
+fn differences_in(a: &Path, b: &Path, marts: &[&str]) -> Vec<String> {
     let conn = duckdb::Connection::open_in_memory().unwrap();
     conn.execute_batch(&format!(
         "ATTACH '{}' AS a (READ_ONLY); ATTACH '{}' AS b (READ_ONLY);",
@@ -179,7 +186,7 @@ fn mart_differences(a: &Path, b: &Path) -> Vec<String> {
     ))
     .unwrap();
     let mut differences = Vec::new();
-    for mart in MARTS {
+    for mart in marts {
         for (x, y) in [("a", "b"), ("b", "a")] {
             let n: i64 = conn
                 .query_row(
@@ -225,8 +232,8 @@ fn dbt_core_and_transform_build_the_same_marts_and_test_outcomes() {
                 );
             }
         }
-        let expected = dbt_build(&p, &reference, ds);
-        let (metrics, outcomes) = native_build(&p, &native, ds);
+        let expected = dbt_build(&p, &project_dir(), &reference, ds);
+        let (metrics, outcomes) = native_build(&p, &project_dir(), &native, ds);
         assert_eq!(outcomes, expected, "{ds}: node outcomes differ from dbt's");
         assert!(
             expected.values().all(|s| s == "success" || s == "pass"),
@@ -290,8 +297,8 @@ fn dbt_core_and_transform_build_the_same_marts_and_test_outcomes() {
         for warehouse in [&native, &reference] {
             sql_on(&p, warehouse, &plant.replace("{ds}", ds));
         }
-        let expected = dbt_build(&p, &reference, ds);
-        let (metrics, outcomes) = native_build(&p, &native, ds);
+        let expected = dbt_build(&p, &project_dir(), &reference, ds);
+        let (metrics, outcomes) = native_build(&p, &project_dir(), &native, ds);
         assert_eq!(
             outcomes, expected,
             "{scenario}: node outcomes differ from dbt's"
@@ -367,6 +374,15 @@ fn sqlfluff_lints_the_project_clean_for_both_dialects() {
     }
 }
 
+/// A model a user might add: form fills per campaign, as a table.
+const CAMPAIGN_FILLS: (&str, &str) = (
+    "models/marts/mart_campaign_fills.sql",
+    "{{ config(materialized='table') }}\n\
+     select campaign_id, count(*) as fills\n\
+     from {{ ref('mart_form_fills') }}\n\
+     group by campaign_id\n",
+);
+
 /// A copy of the project in a folder of the test, for `--dbt-project-dir`.
 fn project_copy(p: &Pipeline) -> PathBuf {
     fn copy_dir(from: &Path, to: &Path) {
@@ -405,14 +421,7 @@ fn a_model_added_to_a_project_folder_is_built_without_rebuilding() {
     let p = Pipeline::new();
     p.ok(&["run", "--ds", common::DS], 0);
     let project = project_copy(&p);
-    std::fs::write(
-        project.join("models/marts/mart_campaign_fills.sql"),
-        "{{ config(materialized='table') }}\n\
-         select campaign_id, count(*) as fills\n\
-         from {{ ref('mart_form_fills') }}\n\
-         group by campaign_id\n",
-    )
-    .unwrap();
+    std::fs::write(project.join(CAMPAIGN_FILLS.0), CAMPAIGN_FILLS.1).unwrap();
     let run = transform_in(&p, &project, &["--select", "mart_campaign_fills"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let models: Vec<&str> = run.metrics["models"]
@@ -532,4 +541,45 @@ fn unsupported_dbt_constructs_fail_clearly_at_parse_time() {
         }
         std::fs::remove_dir_all(&project).unwrap();
     }
+}
+
+/// The materializations the project itself does not use, against dbt too:
+/// a table, and an incremental delete+insert, over two days.
+#[test]
+fn tables_and_delete_insert_match_dbt_too() {
+    let p = Pipeline::new();
+    let project = project_copy(&p);
+    std::fs::write(project.join(CAMPAIGN_FILLS.0), CAMPAIGN_FILLS.1).unwrap();
+    std::fs::write(
+        project.join("models/marts/mart_daily_contacts.sql"),
+        "{{ config(incremental_strategy='delete+insert', unique_key='signup_day') }}\n\
+         select signup_day, count(*) as contacts, max(upload_date) as upload_date\n\
+         from {{ ref('stg_contacts') }}\n\
+         group by signup_day\n",
+    )
+    .unwrap();
+    let native = p.warehouse_db();
+    let reference = p.dir.path().join("dbt.duckdb");
+    for ds in &DAYS[..2] {
+        deliver(&p, ds, &[native.as_path(), reference.as_path()]);
+        let expected = dbt_build(&p, &project, &reference, ds);
+        let (metrics, outcomes) = native_build(&p, &project, &native, ds);
+        assert_eq!(outcomes, expected, "{ds}");
+        let mut marts = MARTS.to_vec();
+        marts.extend(["mart_campaign_fills", "mart_daily_contacts"]);
+        assert_eq!(
+            differences_in(&native, &reference, &marts),
+            Vec::<String>::new(),
+            "{ds}"
+        );
+        let daily = metrics["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"] == "mart_daily_contacts")
+            .unwrap();
+        assert_eq!(daily["materialized"], "incremental", "{daily}");
+    }
+    let days = p.count("SELECT COUNT(DISTINCT SIGNUP_DAY) FROM MART.MART_DAILY_CONTACTS");
+    assert_eq!(days, 2, "one row per signup day, merged by delete+insert");
 }
