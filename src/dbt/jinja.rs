@@ -6,7 +6,7 @@
 //! nothing.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use anyhow::{Result, anyhow};
 use minijinja::value::{Kwargs, Serde, Value};
@@ -154,9 +154,10 @@ impl Compiler<'_> {
     /// Evaluates a test argument such as `ref('mart_forms')` to the
     /// relation it names; other strings stay as they are.
     pub(crate) fn argument(&self, path: &str, value: &serde_yaml::Value) -> Result<Rendered> {
-        let reference = Regex::new(r"^\s*(ref|source)\s*\(.*\)\s*$").expect("valid regex");
+        static REFERENCE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"^\s*(ref|source)\s*\(.*\)\s*$").expect("valid regex"));
         match value.as_str() {
-            Some(text) if reference.is_match(text) => self.render_with(
+            Some(text) if REFERENCE.is_match(text) => self.render_with(
                 path,
                 &format!("{{{{ {text} }}}}"),
                 &NodeState::default(),

@@ -2,6 +2,8 @@
 //! `synthesize_generic_test_names`), so that a test is called the same in
 //! this binary's metrics as in dbt's run_results.json.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 
 /// The full name of a generic test: `<test>_<target>_<arguments>`, where
@@ -17,7 +19,8 @@ pub(crate) fn generic_test_name(
     let mut sorted: Vec<&(String, serde_yaml::Value)> =
         args.iter().filter(|(k, _)| k != "model").collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let unsafe_chars = Regex::new("[^0-9a-zA-Z_]+").expect("valid regex");
+    static UNSAFE_CHARS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new("[^0-9a-zA-Z_]+").expect("valid regex"));
     let mut flat = Vec::new();
     for (_, value) in sorted {
         match value {
@@ -28,7 +31,7 @@ pub(crate) fn generic_test_name(
     }
     let clean: Vec<String> = flat
         .iter()
-        .map(|part| unsafe_chars.replace_all(part, "_").into_owned())
+        .map(|part| UNSAFE_CHARS.replace_all(part, "_").into_owned())
         .collect();
     format!("{test}_{target}_{}", clean.join("__"))
 }

@@ -147,7 +147,7 @@ pub(super) fn load(
     let sources = loader.sources(&yaml_files)?;
     let patches = loader.patches(&yaml_files)?;
     let models = loader.models(files, &model_paths, &patches)?;
-    let mut tests = loader.generic_tests(&yaml_files, &models, &sources)?;
+    let mut tests = loader.generic_tests(&yaml_files, &models, &model_paths)?;
     tests.extend(loader.singular_tests(files, &test_paths)?);
     let mut names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
     names.sort();
@@ -357,11 +357,11 @@ impl Loader<'_> {
         &self,
         yaml_files: &[(&String, Mapping)],
         models: &[Model],
-        sources: &[SourceTable],
+        model_paths: &[String],
     ) -> Result<Vec<DataTest>> {
         let mut tests = Vec::new();
         for (path, doc) in yaml_files {
-            let dirs = folders(path, &[]);
+            let dirs = folders(path, model_paths);
             for entry in list(doc, "models", path)? {
                 let name = text(&entry, "name").unwrap_or_default();
                 if !models.iter().any(|m| m.name == name) {
@@ -376,7 +376,6 @@ impl Loader<'_> {
                 let source_name = text(&source, "name").unwrap_or_default();
                 for table in list(&source, "tables", path)? {
                     let table_name = text(&table, "name").unwrap_or_default();
-                    debug_assert!(sources.iter().any(|s| s.table == table_name));
                     let tested = NodeId::Source {
                         source: source_name.to_string(),
                         table: table_name.to_string(),

@@ -176,7 +176,7 @@ pub struct LoadDetails {
     pub content_md5: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TransformDetails {
     pub warehouse: String,
     /// Rows the incremental models inserted, and existing rows whose

@@ -73,16 +73,8 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
         skipped: BTreeSet::new(),
         details: TransformDetails {
             warehouse: backend.name().into(),
-            inserted: 0,
-            updated: 0,
-            tests_passed: 0,
-            tests_warned: 0,
-            tests_failed: 0,
-            skipped: 0,
-            models: Vec::new(),
-            tests: Vec::new(),
+            ..TransformDetails::default()
         },
-        failed: Vec::new(),
     };
     for node in &plan.order {
         match node {
@@ -105,22 +97,25 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     }
     metrics.lap("build", &mut phase);
 
-    let Build {
-        details, failed, ..
-    } = build;
-    for (test, rows) in &failed {
-        metrics.add_failed(test, *rows);
+    let details = build.details;
+    let failed: Vec<&TestRun> = details
+        .tests
+        .iter()
+        .filter(|t| t.status == TestOutcome::Fail)
+        .collect();
+    for test in &failed {
+        metrics.add_failed(&test.test, test.offending_rows);
     }
-    metrics.rows_out = details.inserted + details.updated;
-    metrics.details = Some(Details::Transform(details));
     if failed.is_empty() {
         metrics.status = Status::Transformed;
     } else {
-        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = failed.iter().map(|t| t.test.as_str()).collect();
         metrics.status = Status::TestsFailed;
         metrics.exit_code = ExitCode::DataRejected.code();
         metrics.error = Some(format!("data tests failed: {}", names.join(", ")));
     }
+    metrics.rows_out = details.inserted + details.updated;
+    metrics.details = Some(Details::Transform(details));
     Ok(metrics)
 }
 
@@ -132,8 +127,6 @@ struct Build<'a> {
     /// Nodes downstream of a failed test.
     skipped: BTreeSet<NodeId>,
     details: TransformDetails,
-    /// Failing tests and their failure counts.
-    failed: Vec<(String, u64)>,
 }
 
 impl Build<'_> {
@@ -283,7 +276,6 @@ impl Build<'_> {
             }
             _ => {
                 self.details.tests_failed += 1;
-                self.failed.push((test.name.clone(), failures));
                 warn!(test = test.name, failures, "data test fails");
             }
         }
