@@ -134,9 +134,16 @@ impl GlobalArgs {
 /// rejected (exit 65) instead of exhausting a pod's memory.
 #[derive(Args, Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// Largest raw file validate reads, in bytes (default 3 GiB).
-    #[arg(long, env = "PIPELINE_MAX_FILE_BYTES", hide_env_values = true, default_value_t = 3 << 30, value_parser = parse_positive, global = true)]
+    /// Largest raw file validate reads, in bytes (default 256 GiB). Files
+    /// are read in batches, so this bounds the time one file may take, not
+    /// memory.
+    #[arg(long, env = "PIPELINE_MAX_FILE_BYTES", hide_env_values = true, default_value_t = 256 << 30, value_parser = parse_positive, global = true)]
     pub max_file_bytes: u64,
+    /// Memory a task may use, which sizes the batches a file is read in:
+    /// bytes, or with a unit (512MiB, 2GiB, 4G). By default the cgroup's
+    /// limit (a pod's `resources.limits.memory`), else the machine's memory.
+    #[arg(long, env = "PIPELINE_MEMORY_LIMIT", hide_env_values = true, value_parser = parse_bytes, global = true, value_name = "BYTES")]
+    pub memory_limit: Option<u64>,
     /// Largest uncompressed size a Parquet file may declare, in bytes (default 8 GiB).
     #[arg(long, env = "PIPELINE_MAX_DECOMPRESSED_BYTES", hide_env_values = true, default_value_t = DEFAULT_MAX_DECOMPRESSED_BYTES, value_parser = parse_positive, global = true)]
     pub max_decompressed_bytes: u64,
@@ -423,6 +430,39 @@ fn parse_positive(s: &str) -> Result<u64, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{s:?} is not a positive whole number"))
+}
+
+/// A size in bytes: a whole number with an optional unit (K, M, G, T as
+/// powers of 1024, with or without `iB`/`B`).
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size (expected bytes, or a number with K, M, G or T)"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a positive size"))
 }
 
 /// A dataset's name: a plain identifier (it becomes a path segment and a

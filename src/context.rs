@@ -13,7 +13,7 @@ use crate::cli::Limits;
 use crate::exit;
 use crate::metadata::{Metadata, StageRecord, now};
 use crate::metrics::{AirflowRun, Task, TaskMetrics};
-use crate::settings::Settings;
+use crate::settings::{Memory, Settings};
 use crate::storage::{self, ObjectStore};
 use crate::warehouse::LazyWarehouse;
 
@@ -24,6 +24,7 @@ pub(crate) struct Context {
     pub metadata: Metadata,
     pub warehouse: LazyWarehouse,
     pub limits: Limits,
+    pub memory: Memory,
     pub airflow: AirflowRun,
     /// The dbt project transform runs, when not the built-in one.
     pub dbt_project_dir: Option<std::path::PathBuf>,
@@ -40,6 +41,7 @@ impl Context {
             metadata: Metadata::open(&settings.metadata_url, settings.limits.metadata_timeout_s)?,
             warehouse: LazyWarehouse::new(settings),
             limits: settings.limits,
+            memory: settings.memory,
             airflow: settings.airflow.clone(),
             dbt_project_dir: settings.dbt_project_dir.clone(),
             dbt_env: settings.dbt_env.clone(),

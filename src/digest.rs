@@ -5,6 +5,48 @@ pub(crate) fn md5_hex(bytes: &[u8]) -> String {
     format!("{:x}", md5::compute(bytes))
 }
 
+/// `md5_hex` of everything `reader` yields, read a buffer at a time.
+pub(crate) fn md5_hex_of(reader: &mut dyn std::io::Read) -> std::io::Result<String> {
+    let mut writer = Md5Writer::new(std::io::sink());
+    std::io::copy(reader, &mut writer)?;
+    Ok(writer.finish().1)
+}
+
+/// A writer that passes bytes on and keeps their MD5 and count.
+pub(crate) struct Md5Writer<W> {
+    inner: W,
+    md5: md5::Context,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> Md5Writer<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self {
+            inner,
+            md5: md5::Context::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, and the hex MD5 and length of what went through.
+    pub(crate) fn finish(self) -> (W, String, u64) {
+        (self.inner, format!("{:x}", self.md5.finalize()), self.bytes)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Md5Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.md5.consume(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Whether `text` is a hex MD5 as `md5_hex` writes it. Anything else read
 /// back from a store (object metadata, an ETag) is not trusted.
 pub(crate) fn is_md5_hex(text: &str) -> bool {
@@ -14,6 +56,12 @@ pub(crate) fn is_md5_hex(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_md5_equals_the_md5_of_the_whole() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(md5_hex_of(&mut &bytes[..]).unwrap(), md5_hex(&bytes));
+    }
 
     #[test]
     fn only_lowercase_hex_md5s_are_trusted() {

@@ -17,6 +17,8 @@ pub(crate) struct Settings {
     pub metadata_url: String,
     pub warehouse_url: String,
     pub limits: Limits,
+    /// The memory a task may use, and where that figure came from.
+    pub memory: Memory,
     /// `PIPELINE_CONTRACTS`: contracts replacing or extending the embedded ones.
     pub contracts: Option<String>,
     /// `PIPELINE_DBT_PROJECT_DIR`: a dbt project replacing the built-in one.
@@ -33,6 +35,55 @@ pub(crate) struct Settings {
     pub log_filter: Option<String>,
     /// Credentials the AWS SDK reads itself, known here only to be masked.
     pub aws_secrets: Vec<Secret>,
+}
+
+/// The memory a task may use: `--memory-limit`, else the cgroup's limit,
+/// else the machine's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Memory {
+    pub limit_bytes: u64,
+    pub source: &'static str,
+}
+
+impl Memory {
+    fn resolve(flag: Option<u64>) -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).ok();
+        let cgroup = [
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ]
+        .into_iter()
+        .filter_map(read)
+        // "max" (v2) or a page-rounded i64::MAX (v1) mean no limit.
+        .find_map(|text| text.trim().parse::<u64>().ok().filter(|n| *n < 1 << 60));
+        let physical = read("/proc/meminfo").and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+        match (flag, cgroup, physical) {
+            (Some(bytes), _, _) => Self::new(bytes, "--memory-limit"),
+            (None, Some(bytes), _) => Self::new(bytes, "cgroup"),
+            (None, None, Some(bytes)) => Self::new(bytes, "physical memory"),
+            (None, None, None) => Self::new(4 << 30, "default"),
+        }
+    }
+
+    fn new(limit_bytes: u64, source: &'static str) -> Self {
+        Self {
+            limit_bytes,
+            source,
+        }
+    }
+
+    /// Bytes of a raw file read and checked at a time: a batch takes about
+    /// eight times its size while it is checked and encoded, so a 32nd of
+    /// the limit leaves room for the key sets; more than 64 MiB gains
+    /// nothing (two cores are busy with one batch), and below 1 MiB the
+    /// per-batch overhead dominates.
+    pub(crate) fn batch_bytes(&self) -> usize {
+        (self.limit_bytes / 32).clamp(1 << 20, 64 << 20) as usize
+    }
 }
 
 /// S3 upload tuning, per deployment (`PIPELINE_S3_*`).
@@ -131,6 +182,7 @@ impl Settings {
             metadata_url: args.metadata_url.clone(),
             warehouse_url: args.warehouse_url.clone(),
             limits: args.limits,
+            memory: Memory::resolve(args.limits.memory_limit),
             contracts: args.contracts.clone(),
             dbt_project_dir: args.dbt_project_dir.clone(),
             dbt_env: crate::dbt::Env::new(),

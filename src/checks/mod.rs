@@ -4,7 +4,8 @@
 
 pub(crate) mod split;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -101,13 +102,13 @@ pub(crate) fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
                 .otherwise(lit(NULL).cast(DataType::Boolean))
         }
         (ColumnType::Bool, t) if t.is_integer() => raw.cast(DataType::Boolean),
-        (ColumnType::Int, t) if t.is_float() => {
-            // 2.0 is an integer; 2.5 is not.
-            when((raw.clone() % lit(1.0)).eq(lit(0.0)))
-                .then(raw.cast(DataType::Int64))
-                .otherwise(lit(NULL).cast(DataType::Int64))
-        }
-        (ColumnType::Int, t) if t.is_integer() || t.is_string() => raw.cast(DataType::Int64),
+        (ColumnType::Int, t) if t.is_float() => integral(raw),
+        // Text (CSV, and NDJSON numbers read as text): "2.0" is an integer too.
+        (ColumnType::Int, DataType::String) => raw
+            .clone()
+            .cast(DataType::Int64)
+            .fill_null(integral(raw.cast(DataType::Float64))),
+        (ColumnType::Int, t) if t.is_integer() => raw.cast(DataType::Int64),
         (ColumnType::Float, t) if t.is_primitive_numeric() || t.is_string() => {
             raw.cast(DataType::Float64)
         }
@@ -121,6 +122,13 @@ pub(crate) fn cast_to_type(spec: &Spec, raw_type: &DataType) -> Expr {
         // belongs) cannot be cast: every value fails.
         (ty, _) => lit(NULL).cast(data_type(ty)),
     }
+}
+
+/// A float as an integer where it is one: 2.0 is, 2.5 is not.
+fn integral(float: Expr) -> Expr {
+    when((float.clone() % lit(1.0)).eq(lit(0.0)))
+        .then(float.cast(DataType::Int64))
+        .otherwise(lit(NULL).cast(DataType::Int64))
 }
 
 /// ISO 8601 text as UTC: `T` or a space between date and time, optional
@@ -178,16 +186,87 @@ fn normalized_text(value: Expr) -> Expr {
         .strip_chars(lit("_"))
 }
 
-/// True where a value occurs for the first time (and for nulls), like
-/// Polars' `is_first_distinct`, whose hash set starts empty: growing it
-/// re-reads every key from memory at each doubling (README, "Why the code
-/// is shaped so"). Sized up front, each key is hashed once.
-fn first_occurrences(column: Column) -> PolarsResult<Column> {
-    let text = column.cast(&DataType::String)?;
-    let values = text.str()?;
-    let mut seen = PlHashSet::with_capacity(values.len() - values.null_count());
-    let first = values.iter().map(|v| v.is_none_or(|v| seen.insert(v)));
-    Ok(BooleanChunked::from_iter_values(column.name().clone(), first).into_column())
+/// Keys held as 128-bit hashes, so that the set grows by 16 bytes a key
+/// whatever the keys' length (two keys colliding is a 2^-128 chance): the
+/// memory of a unique or foreign-key check grows with the keys, not with
+/// the file.
+#[derive(Default)]
+pub(crate) struct KeySet(HashSet<u128, BuildHasherDefault<PrehashedKey>>);
+
+impl KeySet {
+    pub(crate) fn with_capacity(keys: usize) -> Self {
+        Self(HashSet::with_capacity_and_hasher(keys, Default::default()))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Adds the column's non-null values.
+    pub(crate) fn extend(&mut self, column: &Column) -> PolarsResult<()> {
+        let text = column.cast(&DataType::String)?;
+        self.0.extend(text.str()?.iter().flatten().map(key_hash));
+        Ok(())
+    }
+
+    /// True where a value occurs for the first time since the set was made
+    /// (and for nulls), like Polars' `is_first_distinct` across batches.
+    pub(crate) fn first_occurrences(&mut self, column: &Column) -> PolarsResult<BooleanChunked> {
+        let text = column.cast(&DataType::String)?;
+        let first = text
+            .str()?
+            .iter()
+            .map(|v| v.is_none_or(|v| self.0.insert(key_hash(v))));
+        Ok(BooleanChunked::from_iter_values(
+            column.name().clone(),
+            first,
+        ))
+    }
+
+    /// True where a value is in the set (and for nulls).
+    pub(crate) fn contains(&self, column: &Column) -> PolarsResult<BooleanChunked> {
+        let text = column.cast(&DataType::String)?;
+        let known = text
+            .str()?
+            .iter()
+            .map(|v| v.is_none_or(|v| self.0.contains(&key_hash(v))));
+        Ok(BooleanChunked::from_iter_values(
+            column.name().clone(),
+            known,
+        ))
+    }
+}
+
+fn key_hash(key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key.as_bytes())
+}
+
+/// The hasher of a `KeySet`: its keys are hashes already.
+#[derive(Default)]
+pub(crate) struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// Name of the column flagging a key seen in an earlier row.
+pub(crate) fn duplicate(name: &str) -> String {
+    format!("__duplicate_{name}")
+}
+
+/// Name of the column flagging a value the referenced keys lack.
+pub(crate) fn unreferenced(name: &str) -> String {
+    format!("__unreferenced_{name}")
 }
 
 pub(crate) fn data_type(ty: ColumnType) -> DataType {
@@ -237,13 +316,10 @@ pub(crate) fn check_name(rule: Rule) -> &'static str {
     }
 }
 
-/// Every check for a dataset, over raw columns and their `typed` copies.
-/// `references` holds the raw keys of each referenced dataset, by name.
-pub(crate) fn plan(
-    dataset: Dataset,
-    ds: NaiveDate,
-    references: &HashMap<&'static str, Series>,
-) -> Vec<Check> {
+/// Every check for a dataset, over raw columns, their `typed` copies, and
+/// the `duplicate` and `unreferenced` flags the validator computes with its
+/// key sets.
+pub(crate) fn plan(dataset: Dataset, ds: NaiveDate) -> Vec<Check> {
     let mut checks = Vec::new();
     for spec in dataset.columns() {
         let raw = col(spec.name);
@@ -277,15 +353,7 @@ pub(crate) fn plan(
             add(
                 check_name(test.rule),
                 "unique key".into(),
-                present.clone().and(
-                    // `apply`: one call on the whole column, never per chunk.
-                    value
-                        .clone()
-                        .apply(first_occurrences, |_, field| {
-                            Ok(Field::new(field.name().clone(), DataType::Boolean))
-                        })
-                        .not(),
-                ),
+                present.clone().and(col(duplicate(spec.name))),
                 test.config,
             );
         }
@@ -358,16 +426,10 @@ pub(crate) fn plan(
                 Rule::References {
                     dataset: target,
                     field,
-                } => {
-                    let keys = references
-                        .get(target)
-                        .cloned()
-                        .unwrap_or_else(|| Series::new_empty(PlSmallStr::EMPTY, &DataType::String));
-                    (
-                        format!("references {target}.{field}"),
-                        value.clone().is_in(lit(keys).implode(false), false),
-                    )
-                }
+                } => (
+                    format!("references {target}.{field}"),
+                    col(unreferenced(spec.name)).not(),
+                ),
                 Rule::TrueExactlyWhen { column, value: v } => (
                     format!("true exactly when {column} = {v}"),
                     value.clone().eq(col(typed(column)).eq(lit(v))),
@@ -388,6 +450,7 @@ pub(crate) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn ds() -> NaiveDate {
         NaiveDate::from_ymd_opt(2025, 5, 25).unwrap()
@@ -400,12 +463,21 @@ mod tests {
         raw: DataFrame,
         refs: &HashMap<&'static str, Series>,
     ) -> HashMap<String, u64> {
-        let flagged = split::cast_and_flag(dataset, ds(), raw, refs).unwrap();
-        flagged
+        let references: split::References = refs
+            .iter()
+            .map(|(name, keys)| {
+                let mut set = KeySet::default();
+                set.extend(&keys.clone().into_column()).unwrap();
+                (*name, set)
+            })
+            .collect();
+        let mut validator = split::Validator::new(dataset, ds(), &references, 0);
+        validator.check(raw).unwrap();
+        validator
             .checks()
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.label(), flagged.failed_rows(i)))
+            .map(|(i, c)| (c.label(), validator.failed_rows(i)))
             .filter(|(_, n)| *n > 0)
             .collect()
     }
@@ -786,24 +858,22 @@ mod tests {
     }
 
     #[test]
-    fn only_repeats_of_a_value_are_not_first_occurrences() {
-        let mut keys = df!("contact_id" => [Some("a"), None, Some("b")]).unwrap();
-        // A second chunk, as the CSV reader makes: the set spans chunks.
-        keys.vstack_mut_owned(
-            df!("contact_id" => [Some("a"), None, Some("b"), Some("c")]).unwrap(),
-        )
-        .unwrap();
-        let plan = plan(Dataset::named("contacts"), ds(), &HashMap::new());
-        let unique = plan.iter().find(|c| c.check == "unique").unwrap();
-        let out = keys
-            .lazy()
-            .with_column(col("contact_id").alias(typed("contact_id")))
-            .select([unique.fails.clone()])
-            .collect()
-            .unwrap();
-        let fails: Vec<Option<bool>> = out.columns()[0].bool().unwrap().iter().collect();
-        let expected = [false, false, false, true, false, true, false];
-        assert_eq!(fails, expected.map(Some));
+    fn only_repeats_of_a_value_are_not_first_occurrences_across_batches() {
+        let mut keys = KeySet::with_capacity(4);
+        let first = Column::new("k".into(), [Some("a"), None, Some("b")]);
+        let second = Column::new(
+            "k".into(),
+            [Some("a"), None, Some("b"), Some("c"), Some("c")],
+        );
+        let flags = |b: BooleanChunked| b.iter().map(Option::unwrap).collect::<Vec<_>>();
+        assert_eq!(flags(keys.first_occurrences(&first).unwrap()), [true; 3]);
+        assert_eq!(
+            flags(keys.first_occurrences(&second).unwrap()),
+            [false, true, false, true, false]
+        );
+        assert_eq!(keys.len(), 3);
+        let known = keys.contains(&Column::new("k".into(), [Some("c"), Some("z"), None]));
+        assert_eq!(flags(known.unwrap()), [true, false, true]);
     }
 
     #[test]

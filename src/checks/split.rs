@@ -1,8 +1,8 @@
-//! The valid/quarantine split of one parsed file, in three steps:
-//! cast-and-flag (typed copies and one failure flag per check),
-//! summarise (rows failing each check, what an alert shows) and
-//! partition (the valid rows and the quarantine rows with their reasons).
-//! Every row ends up in exactly one of the two.
+//! The valid/quarantine split of a file, batch by batch: cast-and-flag
+//! (typed copies and one failure flag per check), count (rows failing each
+//! check, what an alert shows) and partition (the valid rows and the
+//! quarantine rows with their reasons). Every row ends up in exactly one
+//! of the two.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,10 +10,9 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Check, CheckResult, flag, plan, typed};
-use crate::catalog::{Dataset, Severity};
+use super::{Check, CheckResult, KeySet, duplicate, flag, plan, typed, unreferenced};
+use crate::catalog::{Dataset, Rule, Severity};
 use crate::exit::first_line;
-use crate::formats;
 
 /// Name of the quarantine column listing the failed checks.
 pub(crate) const FAILED_CHECKS: &str = "failed_checks";
@@ -65,13 +64,6 @@ pub struct FailureSummary {
     pub severity: Severity,
 }
 
-/// A file's raw columns, their typed copies and one flag per check.
-pub(crate) struct Flagged {
-    dataset: Dataset,
-    plan: Vec<Check>,
-    work: DataFrame,
-}
-
 /// Rows failing each check.
 pub(crate) struct Summary {
     pub results: Vec<CheckResult>,
@@ -85,156 +77,154 @@ pub(crate) struct Summary {
     pub warnings: Vec<String>,
 }
 
-/// The split of a readable file with the right columns.
-pub(crate) struct Split {
+/// The outcome of a whole file once its last batch is checked.
+pub(crate) struct Verdict {
     pub rows_in: u64,
     pub summary: Summary,
-    /// `None` when the file is rejected for too many failing rows.
-    pub valid: Option<ValidSlice>,
-    pub quarantine: DataFrame,
-}
-
-/// The valid rows, kept as the typed columns of every row and a mask, so
-/// that the slice is filtered row group by row group as it is written
-/// rather than copied whole first.
-pub(crate) struct ValidSlice {
-    typed: DataFrame,
-    keep: BooleanChunked,
-    pub rows: u64,
-}
-
-impl ValidSlice {
-    pub(crate) fn parquet(&self) -> anyhow::Result<Vec<u8>> {
-        formats::parquet_where(&self.typed, &self.keep)
-    }
+    /// The label every row of a file rejected over its tolerance gets
+    /// (too many failing rows, a check's `error_if`, a volume outside its
+    /// band); `None` when the valid rows are kept.
+    pub rejection: Option<String>,
 }
 
 /// When a checked file is rejected as a whole.
 pub(crate) struct Tolerance {
     /// Largest share of rows that may fail `error` checks.
     pub max_invalid_ratio: f64,
-    /// A rejection decided before the rows were checked (a volume outside
+    /// A rejection decided apart from the rows' checks (a volume outside
     /// its band), as the label its rows get.
     pub rejected_by: Option<String>,
 }
 
-/// Checks `raw` and splits it. A file with the wrong columns or a column of
-/// which no value casts is a `Rejection`; one over its tolerance (too many
-/// failing rows, a check's `error_if`, `tolerance.rejected_by`) has no
-/// valid slice and all its rows quarantined.
-pub(crate) fn split(
-    dataset: Dataset,
-    ds: NaiveDate,
-    raw: DataFrame,
-    references: &HashMap<&'static str, Series>,
-    tolerance: Tolerance,
-) -> Result<Split, Rejection> {
-    let rows_in = raw.height() as u64;
-    let flagged = cast_and_flag(dataset, ds, raw, references)?;
-    let mut summary = flagged.summarise()?;
-    summary.rejected_by.splice(0..0, tolerance.rejected_by);
-    let max_invalid_ratio = tolerance.max_invalid_ratio;
-    let over_ratio = summary.failing as f64 > max_invalid_ratio * rows_in as f64;
-    let rejection = match (summary.rejected_by.first(), over_ratio) {
-        (Some(check), _) => Some(format!("rejected:{check}")),
-        (None, true) => Some("rejected:invalid_ratio".to_string()),
-        (None, false) => None,
-    };
-    let (valid, quarantine) = flagged
-        .partition(rejection, rows_in - summary.failing)
-        .map_err(|e| Rejection::unreadable(first_line(&e.to_string()).to_string()))?;
-    Ok(Split {
-        rows_in,
-        summary,
-        valid,
-        quarantine,
-    })
+/// One batch split: the valid rows with their catalogue types, and the
+/// failing rows as raw text with the checks they failed.
+pub(crate) struct Checked {
+    pub valid: DataFrame,
+    pub quarantine: DataFrame,
 }
 
-/// Casts every column to its catalogue type and evaluates every check.
-pub(crate) fn cast_and_flag(
+/// The keys of each referenced dataset, by name.
+pub(crate) type References = HashMap<&'static str, KeySet>;
+
+/// Checks a file batch by batch, in order. What spans batches is held
+/// here: the keys seen (unique checks), the counts per check, the sample
+/// keys. Memory grows with the keys, never with the rows checked.
+pub(crate) struct Validator<'r> {
     dataset: Dataset,
-    ds: NaiveDate,
-    raw: DataFrame,
-    references: &HashMap<&'static str, Series>,
-) -> Result<Flagged, Rejection> {
-    check_columns(dataset, &raw)?;
-    let schema = raw.schema().clone();
-    let typed_columns: Vec<Expr> = dataset
-        .columns()
-        .iter()
-        .map(|spec| {
-            let raw_type = schema.get(spec.name).unwrap_or(&DataType::Null);
-            super::cast_to_type(spec, raw_type).alias(typed(spec.name))
-        })
-        .collect();
-    let plan = plan(dataset, ds, references);
-    let flags: Vec<Expr> = plan
-        .iter()
-        .enumerate()
-        .map(|(i, c)| c.fails.clone().alias(flag(i)))
-        .collect();
-    // A row is invalid when it fails a check of `error` severity; `warn`
-    // checks count their rows and keep them.
-    let any_failed = (plan.iter().enumerate())
-        .filter(|(_, c)| c.config.severity.is_error())
-        .map(|(i, _)| col(flag(i)))
-        .reduce(|a, b| a.or(b));
-    let work = raw
-        .lazy()
-        .with_columns(typed_columns)
-        .with_columns(flags)
-        .with_column(any_failed.unwrap_or(lit(false)).alias(INVALID))
-        .collect()
-        .map_err(|e| Rejection {
-            check: "schema",
-            column: "*".into(),
-            rule: "castable columns",
-            reason: format!(
-                "columns cannot be cast to their types: {}",
-                first_line(&e.to_string())
-            ),
-        })?;
-    Ok(Flagged {
-        dataset,
-        plan,
-        work,
-    })
+    plan: Vec<Check>,
+    references: &'r References,
+    /// Columns with a unique check, and the keys seen so far.
+    seen: Vec<(&'static str, KeySet)>,
+    /// Columns with a foreign key, and the dataset it names.
+    lookups: Vec<(&'static str, &'static str)>,
+    failed: Vec<u64>,
+    /// Per check, the nulls of its raw column (for type_cast).
+    raw_nulls: Vec<u64>,
+    samples: Vec<Vec<Option<String>>>,
+    failing: u64,
+    rows_in: u64,
 }
 
-impl Flagged {
+impl<'r> Validator<'r> {
+    /// `expected_rows` sizes the unique checks' key sets, so that they are
+    /// not regrown (each doubling re-hashes every key held).
+    pub(crate) fn new(
+        dataset: Dataset,
+        ds: NaiveDate,
+        references: &'r References,
+        expected_rows: usize,
+    ) -> Self {
+        let plan = plan(dataset, ds);
+        let columns = dataset.columns();
+        let seen = columns
+            .iter()
+            .filter(|c| c.test(Rule::Unique).is_some())
+            .map(|c| (c.name, KeySet::with_capacity(expected_rows)))
+            .collect();
+        let lookups = columns
+            .iter()
+            .flat_map(|c| {
+                c.tests.iter().filter_map(move |t| match t.rule {
+                    Rule::References { dataset, .. } => Some((c.name, dataset)),
+                    _ => None,
+                })
+            })
+            .collect();
+        let checks = plan.len();
+        Self {
+            dataset,
+            plan,
+            references,
+            seen,
+            lookups,
+            failed: vec![0; checks],
+            raw_nulls: vec![0; checks],
+            samples: vec![Vec::new(); checks],
+            failing: 0,
+            rows_in: 0,
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn checks(&self) -> &[Check] {
         &self.plan
     }
 
-    /// Rows failing check `index` of `checks()`.
-    pub(crate) fn failed_rows(&self, index: usize) -> u64 {
-        count_true(&self.work, &flag(index))
+    /// Rows checked so far.
+    pub(crate) fn rows_in(&self) -> u64 {
+        self.rows_in
     }
 
-    /// Counts per check; a column none of whose values casts rejects the
-    /// file (it is the wrong column, not a few bad values).
-    pub(crate) fn summarise(&self) -> Result<Summary, Rejection> {
-        let rows_in = self.work.height() as u64;
+    /// Rows failing check `index` of `checks()` so far.
+    #[cfg(test)]
+    pub(crate) fn failed_rows(&self, index: usize) -> u64 {
+        self.failed[index]
+    }
+
+    /// Checks the next batch, counts its failures and splits it. Wrong
+    /// columns, or columns that cannot be cast at all, reject the file.
+    pub(crate) fn check(&mut self, raw: DataFrame) -> Result<Checked, Rejection> {
+        let work = self.flag(raw)?;
+        self.count(&work);
+        self.partition(work).map_err(unreadable)
+    }
+
+    /// Every row of the next batch as quarantine rows, the passing ones
+    /// labelled `label`: the second pass over a file rejected as a whole,
+    /// by a fresh validator, so that its flags are the first pass's.
+    pub(crate) fn quarantine_all(
+        &mut self,
+        raw: DataFrame,
+        label: &str,
+    ) -> Result<DataFrame, Rejection> {
+        let work = self.flag(raw)?;
+        let note = when(col(INVALID).not())
+            .then(lit(label.to_string()))
+            .otherwise(lit(NULL));
+        self.with_reasons(work.lazy(), Some(note))
+            .map_err(unreadable)
+    }
+
+    /// The file's outcome after its last batch. A column none of whose
+    /// values casts rejects it (it is the wrong column, not a few bad
+    /// values).
+    pub(crate) fn finish(&self, tolerance: Tolerance) -> Result<Verdict, Rejection> {
+        let rows_in = self.rows_in;
         let mut results = Vec::with_capacity(self.plan.len());
         let mut failures = Vec::new();
         let (mut rejected_by, mut warnings) = (Vec::new(), Vec::new());
         for (i, check) in self.plan.iter().enumerate() {
-            let failed = self.failed_rows(i);
-            if check.check == "type_cast" && failed > 0 {
-                let nulls = self.work.column(check.column).map_or(0, |c| c.null_count());
-                if failed == rows_in - nulls as u64 {
-                    return Err(Rejection {
-                        check: "schema",
-                        column: check.column.to_string(),
-                        rule: "castable columns",
-                        reason: format!("column {} has no value {}", check.column, check.rule),
-                    });
-                }
+            let failed = self.failed[i];
+            if check.check == "type_cast" && failed > 0 && failed == rows_in - self.raw_nulls[i] {
+                return Err(Rejection {
+                    check: "schema",
+                    column: check.column.to_string(),
+                    rule: "castable columns",
+                    reason: format!("column {} has no value {}", check.column, check.rule),
+                });
             }
             if failed > 0 {
-                failures.push(self.failure_summary(check, failed, i));
+                failures.push(self.failure_summary(i, failed));
             }
             let config = check.config;
             if let Some(limit) = config.error_if.filter(|t| t.met(failed, rows_in)) {
@@ -249,48 +239,106 @@ impl Flagged {
             }
             results.push(check.result(failed));
         }
-        Ok(Summary {
-            results,
-            failures,
-            failing: count_true(&self.work, INVALID),
-            rejected_by,
-            warnings,
+        rejected_by.splice(0..0, tolerance.rejected_by);
+        let over_ratio = self.failing as f64 > tolerance.max_invalid_ratio * rows_in as f64;
+        let rejection = match (rejected_by.first(), over_ratio) {
+            (Some(check), _) => Some(format!("rejected:{check}")),
+            (None, true) => Some("rejected:invalid_ratio".to_string()),
+            (None, false) => None,
+        };
+        Ok(Verdict {
+            rows_in,
+            summary: Summary {
+                results,
+                failures,
+                failing: self.failing,
+                rejected_by,
+                warnings,
+            },
+            rejection,
         })
     }
 
-    /// The valid slice and the quarantine rows, each labelled with the
-    /// checks it failed; for a `rejection` (its label) no valid slice, and
-    /// every row quarantined, the passing ones labelled with it.
-    fn partition(
-        self,
-        rejection: Option<String>,
-        valid_rows: u64,
-    ) -> PolarsResult<(Option<ValidSlice>, DataFrame)> {
-        let columns = self.dataset.columns();
-        if let Some(label) = rejection {
-            let note = when(col(INVALID).not())
-                .then(lit(label))
-                .otherwise(lit(NULL));
-            let quarantine = self.with_reasons(self.work.clone().lazy(), Some(note))?;
-            return Ok((None, quarantine));
+    /// The batch's raw columns, their typed copies, the key flags and one
+    /// flag per check.
+    fn flag(&mut self, raw: DataFrame) -> Result<DataFrame, Rejection> {
+        check_columns(self.dataset, &raw)?;
+        let schema = raw.schema().clone();
+        let typed_columns: Vec<Expr> = (self.dataset.columns().iter())
+            .map(|spec| {
+                let raw_type = schema.get(spec.name).unwrap_or(&DataType::Null);
+                super::cast_to_type(spec, raw_type).alias(typed(spec.name))
+            })
+            .collect();
+        let flags: Vec<Expr> = (self.plan.iter().enumerate())
+            .map(|(i, c)| c.fails.clone().alias(flag(i)))
+            .collect();
+        // A row is invalid when it fails a check of `error` severity; `warn`
+        // checks count their rows and keep them.
+        let any_failed = (self.plan.iter().enumerate())
+            .filter(|(_, c)| c.config.severity.is_error())
+            .map(|(i, _)| col(flag(i)))
+            .reduce(|a, b| a.or(b));
+        let mut work = raw
+            .lazy()
+            .with_columns(typed_columns)
+            .collect()
+            .map_err(uncastable)?;
+        let mut key_flags = Vec::with_capacity(self.seen.len() + self.lookups.len());
+        for (name, keys) in &mut self.seen {
+            let first = keys.first_occurrences(work.column(&typed(name)).map_err(uncastable)?);
+            key_flags.push((!first.map_err(uncastable)?).with_name(duplicate(name).into()));
         }
-        let invalid = mask(&self.work, INVALID)?;
-        let failing = self
-            .work
+        let empty = KeySet::default();
+        for (name, target) in &self.lookups {
+            let keys = self.references.get(target).unwrap_or(&empty);
+            let known = keys.contains(work.column(&typed(name)).map_err(uncastable)?);
+            key_flags.push((!known.map_err(uncastable)?).with_name(unreferenced(name).into()));
+        }
+        for flags in key_flags {
+            work.with_column(flags.into_column()).map_err(uncastable)?;
+        }
+        work.lazy()
+            .with_columns(flags)
+            .with_column(any_failed.unwrap_or(lit(false)).alias(INVALID))
+            .collect()
+            .map_err(uncastable)
+    }
+
+    fn count(&mut self, work: &DataFrame) {
+        self.rows_in += work.height() as u64;
+        self.failing += count_true(work, INVALID);
+        let key = self.dataset.key();
+        for (i, check) in self.plan.iter().enumerate() {
+            let failed = count_true(work, &flag(i));
+            self.failed[i] += failed;
+            if check.check == "type_cast" {
+                self.raw_nulls[i] += work.column(check.column).map_or(0, |c| c.null_count()) as u64;
+            }
+            let wanted = SAMPLE_KEYS - self.samples[i].len();
+            if failed > 0 && wanted > 0 {
+                self.samples[i].extend(sample_keys(work, key, &flag(i), wanted));
+            }
+        }
+    }
+
+    /// The valid rows (typed, with the catalogue's names) and the failing
+    /// rows with their reasons.
+    fn partition(&self, work: DataFrame) -> PolarsResult<Checked> {
+        let columns = self.dataset.columns();
+        let invalid = mask(&work, INVALID)?;
+        let failing = work
             .select(
                 (columns.iter().map(|c| c.name.to_string())).chain((0..self.plan.len()).map(flag)),
             )?
             .filter(&invalid)?;
         let quarantine = self.with_reasons(failing.lazy(), None)?;
-        let mut typed_rows = self.work.select(columns.iter().map(|c| typed(c.name)))?;
+        let mut valid = work
+            .select(columns.iter().map(|c| typed(c.name)))?
+            .filter(&!invalid)?;
         let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
-        typed_rows.set_column_names(&names)?;
-        let valid = ValidSlice {
-            typed: typed_rows,
-            keep: !invalid,
-            rows: valid_rows,
-        };
-        Ok((Some(valid), quarantine))
+        valid.set_column_names(&names)?;
+        Ok(Checked { valid, quarantine })
     }
 
     /// `rows` as raw text with `FAILED_CHECKS` listing their failed checks
@@ -313,16 +361,8 @@ impl Flagged {
         rows.select(out).collect()
     }
 
-    fn failure_summary(&self, check: &Check, failed: u64, index: usize) -> FailureSummary {
-        let samples: Vec<Option<String>> = mask(&self.work, &flag(index))
-            .and_then(|failed| self.work.column(self.dataset.key())?.filter(&failed))
-            .and_then(|keys| keys.head(Some(SAMPLE_KEYS)).cast(&DataType::String))
-            .ok()
-            .and_then(|keys| {
-                let keys = keys.str().ok()?;
-                Some(keys.iter().map(|v| v.map(str::to_string)).collect())
-            })
-            .unwrap_or_default();
+    fn failure_summary(&self, index: usize, failed: u64) -> FailureSummary {
+        let check = &self.plan[index];
         let result = check.result(failed);
         FailureSummary {
             signature: result.signature(self.dataset),
@@ -330,10 +370,58 @@ impl Flagged {
             column: result.column,
             rule: result.rule,
             failed_rows: failed,
-            sample_keys: samples,
+            sample_keys: self.samples[index].clone(),
             severity: check.config.severity,
         }
     }
+}
+
+/// The quarantine columns of any batch: the catalogue's columns as text and
+/// the failed checks.
+pub(crate) fn quarantine_schema(dataset: Dataset) -> Schema {
+    (dataset
+        .columns()
+        .iter()
+        .map(|c| c.name)
+        .chain([FAILED_CHECKS]))
+    .map(|name| Field::new(name.into(), DataType::String))
+    .collect()
+}
+
+/// The valid slice's columns: the catalogue's, with their types.
+pub(crate) fn valid_schema(dataset: Dataset) -> Schema {
+    (dataset.columns().iter())
+        .map(|c| Field::new(c.name.into(), super::data_type(c.ty)))
+        .collect()
+}
+
+/// The first `wanted` keys of the rows where `flag` is true.
+fn sample_keys(work: &DataFrame, key: &str, flag: &str, wanted: usize) -> Vec<Option<String>> {
+    mask(work, flag)
+        .and_then(|failed| work.column(key)?.filter(&failed))
+        .and_then(|keys| keys.head(Some(wanted)).cast(&DataType::String))
+        .ok()
+        .and_then(|keys| {
+            let keys = keys.str().ok()?;
+            Some(keys.iter().map(|v| v.map(str::to_string)).collect())
+        })
+        .unwrap_or_default()
+}
+
+fn uncastable(e: PolarsError) -> Rejection {
+    Rejection {
+        check: "schema",
+        column: "*".into(),
+        rule: "castable columns",
+        reason: format!(
+            "columns cannot be cast to their types: {}",
+            first_line(&e.to_string())
+        ),
+    }
+}
+
+fn unreadable(e: PolarsError) -> Rejection {
+    Rejection::unreadable(first_line(&e.to_string()).to_string())
 }
 
 /// A flag column as one chunk. Filtering a column by a one-chunk mask

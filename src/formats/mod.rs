@@ -1,6 +1,7 @@
 //! Raw file formats (NDJSON, CSV, Parquet) to and from Polars frames:
 //! readers, the Parquet encoder, and ISO text for temporal columns.
 
+mod batches;
 mod parquet;
 mod readers;
 mod temporal;
@@ -9,8 +10,11 @@ use anyhow::Result;
 use polars::prelude::*;
 
 use crate::catalog::Format;
-pub(crate) use parquet::{parquet, parquet_where};
-pub(crate) use readers::{panic_is_contained, parquet_head, read};
+pub(crate) use batches::{Batcher, complete_records};
+pub(crate) use parquet::{ParquetSink, parquet};
+#[cfg(test)]
+pub(crate) use readers::read;
+pub(crate) use readers::{ParquetBatches, panic_is_contained, parquet_head};
 use temporal::temporal_as_text;
 
 /// Serialises a frame in a raw format. Temporal columns are written as ISO
@@ -171,26 +175,17 @@ mod tests {
     }
 
     #[test]
-    fn rows_kept_across_row_groups_are_written_in_order() {
-        let rows = ROW_GROUP_ROWS + 10;
+    fn frames_pushed_in_pieces_are_written_whole_and_in_order() {
+        let rows = ROW_GROUP_ROWS * 3 + 10;
         let frame = df!("n" => (0..rows as i64).collect::<Vec<_>>()).unwrap();
-        // Keep the odd numbers, in both row groups.
-        let keep: BooleanChunked = (0..rows).map(|n| n % 2 == 1).collect();
-        let back = read(
-            &parquet_where(&frame, &keep).unwrap(),
-            Format::Parquet,
-            u64::MAX,
-        )
-        .unwrap();
-        let n: Vec<i64> = back
-            .column("n")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        let odd: Vec<i64> = (0..rows as i64).filter(|n| n % 2 == 1).collect();
-        assert_eq!(n, odd);
+        let mut sink = ParquetSink::new(frame.schema(), Vec::new()).unwrap();
+        for piece in [7, ROW_GROUP_ROWS * 2, 1, usize::MAX] {
+            let done = sink.rows() as i64;
+            sink.push(frame.slice(done, piece)).unwrap();
+        }
+        assert_eq!(sink.rows(), rows as u64);
+        let back = read(&sink.finish().unwrap(), Format::Parquet, u64::MAX).unwrap();
+        assert!(back.equals(&frame));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The Parquet encoder of valid and quarantine slices: row groups encoded
-//! in parallel, zstd level 1.
+//! in parallel, zstd level 1, written as the rows arrive.
+
+use std::io::Write;
 
 use anyhow::Result;
 use polars::prelude::*;
-use polars::prelude::{ArrowField, CompatLevel};
+use polars::prelude::{ArrowSchema, CompatLevel};
 use polars_parquet::parquet::error::ParquetResult;
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
@@ -21,119 +23,141 @@ pub(super) const ROW_GROUP_ROWS: usize = 1 << 17;
 /// much faster to write than the default level 3 for a file hardly larger,
 /// and far smaller than Snappy (README, "Why the code is shaped so").
 pub(crate) fn parquet(frame: &DataFrame) -> Result<Vec<u8>> {
-    parquet_row_groups(
-        frame.schema(),
-        frame.height().div_ceil(ROW_GROUP_ROWS),
-        |group| Ok(frame.slice((group * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS)),
-    )
+    let mut sink = ParquetSink::new(frame.schema(), Vec::new())?;
+    sink.push(frame.clone())?;
+    sink.finish()
 }
 
-/// `parquet` of the rows where `keep` is true, filtered one row group at a
-/// time as it is written rather than copied whole first.
-pub(crate) fn parquet_where(frame: &DataFrame, keep: &BooleanChunked) -> Result<Vec<u8>> {
-    parquet_row_groups(
-        frame.schema(),
-        frame.height().div_ceil(ROW_GROUP_ROWS),
-        |group| {
-            let offset = (group * ROW_GROUP_ROWS) as i64;
-            frame
-                .slice(offset, ROW_GROUP_ROWS)
-                .filter(&keep.slice(offset, ROW_GROUP_ROWS))
-        },
-    )
+/// A Parquet file written as frames arrive: rows are gathered into row
+/// groups of `ROW_GROUP_ROWS`, and a wave of one group per thread is
+/// encoded and compressed in parallel (every column of every group; Polars'
+/// own writer compresses pages on one thread) and written in order. Memory
+/// holds one wave, whatever the file's size.
+pub(crate) struct ParquetSink<W: Write> {
+    writer: FileWriter<W>,
+    encoder: Encoder,
+    pending: Option<DataFrame>,
+    rows: u64,
 }
 
-/// Parquet of `groups` row groups that `row_group(i)` builds on demand.
-/// Every column of every group is encoded and compressed in parallel
-/// (Polars' own writer compresses pages on one thread), then the groups are
-/// written in order.
-fn parquet_row_groups(
-    schema: &Schema,
-    groups: usize,
-    row_group: impl Fn(usize) -> PolarsResult<DataFrame> + Sync,
-) -> Result<Vec<u8>> {
-    let arrow_schema = schema.to_arrow(CompatLevel::newest());
-    let parquet_schema = to_parquet_schema(&arrow_schema)?;
-    let encodings = get_encodings(&arrow_schema);
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()).into(),
-        data_page_size: None,
-    };
-    let encode = |(column, (field, parquet_type)): (&Column, (&ArrowField, &ParquetType)),
-                  encoding: &Vec<Encoding>|
-     -> PolarsResult<Vec<Vec<CompressedPage>>> {
-        let array = column
-            .as_materialized_series()
-            .rechunk()
-            .to_arrow(0, CompatLevel::newest());
-        debug_assert_eq!(array.dtype(), field.dtype());
-        array_to_columns(array, parquet_type.clone(), options, encoding)?
-            .into_iter()
-            .map(|pages| {
-                let pages = pages
-                    .map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
-                Compressor::new_from_vec(pages, options.compression, vec![])
-                    .collect::<ParquetResult<Vec<_>>>()
-                    .map_err(PolarsError::from)
-            })
-            .collect()
-    };
-    let encode_group = |i: usize| -> PolarsResult<(usize, Vec<Vec<CompressedPage>>)> {
-        let frame = row_group(i)?;
-        let columns = frame
-            .columns()
-            .par_iter()
-            .zip(
-                arrow_schema
-                    .iter_values()
-                    .zip(parquet_schema.fields())
-                    .collect::<Vec<_>>(),
-            )
-            .zip(encodings.as_slice())
-            .map(|(column, encoding)| encode(column, encoding))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        Ok((frame.height(), columns.into_iter().flatten().collect()))
-    };
+/// How each column of a row group becomes compressed pages.
+struct Encoder {
+    arrow_schema: ArrowSchema,
+    parquet_types: Vec<ParquetType>,
+    encodings: Vec<Vec<Encoding>>,
+    options: WriteOptions,
+}
 
-    // A wave of one group per thread at a time, so that only one wave of
-    // compressed pages is held beside the file.
-    let wave = rayon::current_num_threads().max(1);
-    let mut waves = (0..groups).step_by(wave).map(|first| {
-        (first..(first + wave).min(groups))
-            .into_par_iter()
-            .map(encode_group)
-            .collect::<PolarsResult<Vec<_>>>()
-    });
-    let first_wave = waves.next().transpose()?.unwrap_or_default();
-    // Size the file from the first wave: one allocation, no regrowth.
-    let first_bytes: usize = first_wave
-        .iter()
-        .flat_map(|(_, columns)| columns.iter().flatten())
-        .map(|page| match page {
-            CompressedPage::Data(page) => page.compressed_size(),
-            CompressedPage::Dict(_) => 0,
+impl<W: Write> ParquetSink<W> {
+    pub(crate) fn new(schema: &Schema, out: W) -> Result<Self> {
+        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let parquet_schema = to_parquet_schema(&arrow_schema)?;
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            version: Version::V1,
+            compression: ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()).into(),
+            data_page_size: None,
+        };
+        Ok(Self {
+            encoder: Encoder {
+                encodings: get_encodings(&arrow_schema).to_vec(),
+                parquet_types: parquet_schema.fields().to_vec(),
+                arrow_schema: arrow_schema.clone(),
+                options,
+            },
+            writer: FileWriter::new_with_parquet_schema(out, arrow_schema, parquet_schema, options),
+            pending: None,
+            rows: 0,
         })
-        .sum();
-    let estimate = first_bytes * groups / first_wave.len().max(1);
-    let out = Vec::with_capacity(estimate + estimate / 16 + (1 << 16));
-    let mut writer = FileWriter::new_with_parquet_schema(
-        out,
-        arrow_schema.clone(),
-        parquet_schema.clone(),
-        options,
-    );
-    for encoded in std::iter::once(Ok(first_wave)).chain(waves) {
-        for (rows, columns) in encoded?.iter().filter(|(rows, _)| *rows > 0) {
+    }
+
+    /// Rows written or pending so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends `frame`'s rows (its columns are the sink's schema).
+    pub(crate) fn push(&mut self, frame: DataFrame) -> Result<()> {
+        self.rows += frame.height() as u64;
+        let pending = match self.pending.take() {
+            Some(mut pending) => {
+                pending.vstack_mut_owned(frame)?;
+                pending
+            }
+            None => frame,
+        };
+        let wave = rayon::current_num_threads().max(1) * ROW_GROUP_ROWS;
+        let full = pending.height() / wave * wave;
+        if full > 0 {
+            self.write_groups(&pending.slice(0, full))?;
+            self.pending = Some(pending.slice(full as i64, usize::MAX));
+        } else {
+            self.pending = Some(pending);
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending and the footer, and returns the output.
+    pub(crate) fn finish(mut self) -> Result<W> {
+        if let Some(pending) = self.pending.take() {
+            self.write_groups(&pending)?;
+        }
+        self.writer.end(None)?;
+        Ok(self.writer.into_inner())
+    }
+
+    fn write_groups(&mut self, frame: &DataFrame) -> Result<()> {
+        let groups = frame.height().div_ceil(ROW_GROUP_ROWS);
+        let encoder = &self.encoder;
+        let encoded = (0..groups)
+            .into_par_iter()
+            .map(|group| {
+                let rows = frame.slice((group * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
+                encoder
+                    .encode_group(&rows)
+                    .map(|pages| (rows.height(), pages))
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        for (rows, columns) in encoded.iter().filter(|(rows, _)| *rows > 0) {
             let columns = columns.iter().map(|pages| {
                 Ok(DynStreamingIterator::new(
                     fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok)),
                 ))
             });
-            writer.write(*rows as u64, DynIter::new(columns))?;
+            self.writer.write(*rows as u64, DynIter::new(columns))?;
         }
+        Ok(())
     }
-    writer.end(None)?;
-    Ok(writer.into_inner())
+}
+
+impl Encoder {
+    /// Every column of one row group, encoded and compressed in parallel.
+    fn encode_group(&self, frame: &DataFrame) -> PolarsResult<Vec<Vec<CompressedPage>>> {
+        let columns = frame
+            .columns()
+            .par_iter()
+            .zip(self.arrow_schema.iter_values().collect::<Vec<_>>())
+            .zip(self.parquet_types.as_slice())
+            .zip(self.encodings.as_slice())
+            .map(|(((column, field), parquet_type), encoding)| {
+                let array = column
+                    .as_materialized_series()
+                    .rechunk()
+                    .to_arrow(0, CompatLevel::newest());
+                debug_assert_eq!(array.dtype(), field.dtype());
+                array_to_columns(array, parquet_type.clone(), self.options, encoding)?
+                    .into_iter()
+                    .map(|pages| {
+                        let pages = pages.map(|page| {
+                            page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string()))
+                        });
+                        Compressor::new_from_vec(pages, self.options.compression, vec![])
+                            .collect::<ParquetResult<Vec<_>>>()
+                            .map_err(PolarsError::from)
+                    })
+                    .collect::<PolarsResult<Vec<_>>>()
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        Ok(columns.into_iter().flatten().collect())
+    }
 }

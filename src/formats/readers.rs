@@ -12,36 +12,30 @@ use polars_parquet::write::ParquetType;
 use crate::catalog::Format;
 use crate::exit::first_line;
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Parses raw bytes. CSV comes back all-text (validate casts it); NDJSON
-/// with inferred types; Parquet with its own types. A UTF-8 byte-order mark
-/// is harmless and skipped. Input the parsers could not survive is refused
-/// first: NDJSON nested deeper than `MAX_NESTING`, Parquet declaring more
-/// than `max_decompressed_bytes` or holding nested columns.
+/// Parses a whole raw file as one batch: CSV and NDJSON all-text, Parquet
+/// with its own types, through the readers validate uses batch by batch.
+#[cfg(test)]
 pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) -> Result<DataFrame> {
-    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(anyhow!("file is empty"));
-    }
     match format {
-        Format::NdJson => check_nesting(bytes)?,
-        Format::Parquet => check_parquet_footer(bytes, max_decompressed_bytes)?,
-        Format::Csv => {}
+        Format::Parquet => {
+            let file = ParquetBatches::open(bytes, max_decompressed_bytes)?;
+            file.read(0, file.rows())
+        }
+        _ => {
+            let mut batcher = super::Batcher::new(format);
+            let frame = batcher.parse(bytes)?;
+            Ok(frame.expect("a first batch is never skipped"))
+        }
     }
-    let parsed = contained(|| match format {
-        Format::Csv => CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .with_raise_if_empty(true)
-            .into_reader_with_file_handle(Cursor::new(bytes))
-            .finish(),
-        Format::NdJson => JsonReader::new(Cursor::new(bytes))
-            .with_json_format(JsonFormat::JsonLines)
-            .infer_schema_len(None)
-            .finish(),
-        Format::Parquet => ParquetReader::new(Cursor::new(bytes)).finish(),
-    });
+}
+
+/// A parser's outcome as a one-line reason naming the format.
+pub(super) fn unreadable(
+    parsed: std::thread::Result<PolarsResult<DataFrame>>,
+    format: Format,
+) -> Result<DataFrame> {
     match parsed {
         Ok(Ok(frame)) => Ok(frame),
         Ok(Err(e)) => Err(anyhow!(
@@ -53,6 +47,38 @@ pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) ->
             "unreadable .{} file: the parser gave up on malformed input",
             format.extension()
         )),
+    }
+}
+
+/// A Parquet raw file read a slice of rows at a time (Polars decodes only
+/// the row groups that hold them), after its footer was checked.
+pub(crate) struct ParquetBatches<'a> {
+    bytes: &'a [u8],
+    rows: usize,
+}
+
+impl<'a> ParquetBatches<'a> {
+    /// Refuses a file the parser could not survive: a footer declaring more
+    /// than `max_decompressed_bytes`, nested columns, ragged row groups.
+    pub(crate) fn open(bytes: &'a [u8], max_decompressed_bytes: u64) -> Result<Self> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(anyhow!("file is empty"));
+        }
+        let rows = check_parquet_footer(bytes, max_decompressed_bytes)?;
+        Ok(Self { bytes, rows })
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn read(&self, offset: usize, rows: usize) -> Result<DataFrame> {
+        let parsed = contained(|| {
+            ParquetReader::new(Cursor::new(self.bytes))
+                .with_slice(Some((offset, rows)))
+                .finish()
+        });
+        unreadable(parsed, Format::Parquet)
     }
 }
 
@@ -74,7 +100,7 @@ static CONTAINING: AtomicUsize = AtomicUsize::new(0);
 /// it here. What can be checked from the footer is checked before Polars
 /// reads a page; the rest is contained. `panic_is_contained` lets the panic
 /// hook log such a panic as the parser failure it is, not as a bug.
-fn contained<T>(parse: impl FnOnce() -> T) -> std::thread::Result<T> {
+pub(super) fn contained<T>(parse: impl FnOnce() -> T) -> std::thread::Result<T> {
     CONTAINING.fetch_add(1, Ordering::SeqCst);
     let result = catch_unwind(AssertUnwindSafe(parse));
     CONTAINING.fetch_sub(1, Ordering::SeqCst);
@@ -92,7 +118,7 @@ pub(crate) fn panic_is_contained() -> bool {
 pub(crate) const MAX_NESTING: usize = 64;
 
 /// Refuses JSON nested deeper than `MAX_NESTING`, outside strings.
-fn check_nesting(bytes: &[u8]) -> Result<()> {
+pub(super) fn check_nesting(bytes: &[u8]) -> Result<()> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for (line, text) in bytes.split(|b| *b == b'\n').enumerate() {
         for &b in text {
@@ -126,9 +152,9 @@ fn check_nesting(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a Parquet file whose footer declares more uncompressed data than
+/// The row count of a Parquet file, refusing one whose footer declares more uncompressed data than
 /// the limit (a decompression bomb) or nested columns (never source data).
-fn check_parquet_footer(bytes: &[u8], max_decompressed_bytes: u64) -> Result<()> {
+fn check_parquet_footer(bytes: &[u8], max_decompressed_bytes: u64) -> Result<usize> {
     let metadata = contained(|| {
         ParquetReader::new(Cursor::new(bytes))
             .get_metadata()
@@ -199,5 +225,5 @@ fn check_parquet_footer(bytes: &[u8], max_decompressed_bytes: u64) -> Result<()>
             "unreadable .parquet file: a column holds a different number of values than its row group's row count"
         ));
     }
-    Ok(())
+    Ok(metadata.num_rows)
 }

@@ -1,12 +1,12 @@
 //! `file://` URLs: a directory on the local filesystem.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{ObjectBytes, ObjectStat, ObjectStore, md5_hex};
+use super::{ObjectBytes, ObjectStat, ObjectStore};
 use crate::exit;
 
 /// A directory on the local filesystem (`file://` URLs).
@@ -178,10 +178,22 @@ impl ObjectStore for LocalStore {
         })
     }
 
+    fn open_read(&self, key: &str) -> Result<Option<Box<dyn Read + Send + '_>>> {
+        let path = self.path(key)?;
+        match fs::File::open(&path) {
+            Ok(file) => Ok(Some(Box::new(file))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e, format!("reading {}", path.display()))),
+        }
+    }
+
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
-        Ok(self.get_bytes(key)?.map(|bytes| ObjectStat {
-            bytes: bytes.len() as u64,
-            md5: Some(md5_hex(&bytes)),
+        let Some(bytes) = self.size(key)? else {
+            return Ok(None);
+        };
+        Ok(self.streamed_md5(key)?.map(|md5| ObjectStat {
+            bytes,
+            md5: Some(md5),
         }))
     }
 

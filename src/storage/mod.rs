@@ -8,10 +8,16 @@ mod s3;
 
 use anyhow::Result;
 
-use crate::digest::md5_hex;
+use std::io::Read;
+use std::path::Path;
+
+use crate::digest::md5_hex_of;
 use crate::exit;
 use crate::settings::S3Tuning;
 pub(crate) use local::{LocalStore, write_file_atomically};
+
+/// Bytes a file is read in when it is streamed to a store.
+const PART_BYTES: usize = 8 << 20;
 
 /// What is known about a stored object without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +53,13 @@ pub(crate) trait ObjectStore: Send + Sync {
     fn get_bytes(&self, key: &str) -> Result<Option<ObjectBytes>> {
         Ok(self.get(key)?.map(ObjectBytes::Read))
     }
+    /// The object as a stream, read a buffer at a time without holding it
+    /// whole, or `None` when it does not exist.
+    fn open_read(&self, key: &str) -> Result<Option<Box<dyn Read + Send + '_>>> {
+        Ok(self
+            .get(key)?
+            .map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read + Send>))
+    }
     /// At most the first `len` bytes of the object.
     fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
         Ok(self
@@ -71,12 +84,32 @@ pub(crate) trait ObjectStore: Send + Sync {
     fn put_with_md5(&self, key: &str, bytes: &[u8], _md5: &str) -> Result<()> {
         self.put(key, bytes)
     }
+    /// `put_with_md5` of a local file's content, streamed from the file.
+    fn put_file(&self, key: &str, path: &Path, _md5: &str) -> Result<()> {
+        let mut file = std::fs::File::open(path)?;
+        let mut parts = std::iter::from_fn(|| {
+            let mut part = Vec::with_capacity(PART_BYTES);
+            match (&mut file).take(PART_BYTES as u64).read_to_end(&mut part) {
+                Ok(0) => None,
+                Ok(_) => Some(Ok(part)),
+                Err(e) => Some(Err(e.into())),
+            }
+        });
+        self.put_stream(key, &mut parts)
+    }
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
     /// The object's hex MD5, read and hashed when `stat` cannot tell it.
     fn md5(&self, key: &str) -> Result<Option<String>> {
         match self.stat(key)? {
             Some(ObjectStat { md5: Some(md5), .. }) => Ok(Some(md5)),
-            Some(_) => Ok(self.get_bytes(key)?.map(|bytes| md5_hex(&bytes))),
+            Some(_) => self.streamed_md5(key),
+            None => Ok(None),
+        }
+    }
+    /// The object's hex MD5, hashed as it is read.
+    fn streamed_md5(&self, key: &str) -> Result<Option<String>> {
+        match self.open_read(key)? {
+            Some(mut reader) => Ok(Some(md5_hex_of(&mut reader)?)),
             None => Ok(None),
         }
     }

@@ -11,6 +11,8 @@
 //! so the object appears whole or not at all. Each object carries its hex
 //! MD5 as `x-amz-meta-content-md5`, which `stat` reads back with one HEAD.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -24,7 +26,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -153,7 +155,7 @@ impl S3Store {
         }
     }
 
-    async fn put_multipart(&self, key: &str, bytes: Bytes, md5: &str) -> Result<()> {
+    async fn put_multipart(&self, key: &str, content: Content, md5: &str) -> Result<()> {
         let created = self
             .client
             .create_multipart_upload()
@@ -164,7 +166,7 @@ impl S3Store {
             .await
             .map_err(|e| self.error(e, "starting a multipart upload to"))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(key, &upload_id, bytes).await;
+        let result = self.upload_parts(key, &upload_id, content).await;
         if result.is_err() {
             // Never leave half an object behind: drop the parts.
             let _ = self
@@ -179,12 +181,13 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, bytes: Bytes) -> Result<()> {
+    async fn upload_parts(&self, key: &str, upload_id: &str, content: Content) -> Result<()> {
         let permits = Arc::new(Semaphore::new(self.tuning.parallel_parts));
         let mut tasks = JoinSet::new();
-        let part_size = self.tuning.part_size_bytes;
-        for (index, start) in (0..bytes.len()).step_by(part_size).enumerate() {
-            let end = (start + part_size).min(bytes.len());
+        let part_size = self.tuning.part_size_bytes as u64;
+        let content = Arc::new(content);
+        for (index, start) in (0..content.len()).step_by(part_size as usize).enumerate() {
+            let end = (start + part_size).min(content.len());
             let part = self
                 .client
                 .upload_part()
@@ -192,20 +195,25 @@ impl S3Store {
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(index as i32 + 1);
-            let (chunk, permits) = (bytes.slice(start..end), Arc::clone(&permits));
+            let (content, permits) = (Arc::clone(&content), Arc::clone(&permits));
             // Parts carry no Content-MD5: TLS protects them in transit and the
             // whole object's MD5 travels as metadata; hashing every part again
-            // would cost as much as the upload itself on a fast link.
+            // would cost as much as the upload itself on a fast link. A part
+            // of a file is read when its turn comes, so memory holds at most
+            // `parallel_parts` of them.
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let sent = part.body(ByteStream::from(chunk)).send().await;
+                let sent = match content.part(start, end).await {
+                    Ok(body) => Ok(part.body(body).send().await),
+                    Err(e) => Err(e),
+                };
                 (index, sent)
             });
         }
         let mut parts = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let (index, sent) = joined?;
-            let out = sent.map_err(|e| self.error(e, "uploading a part to"))?;
+            let out = sent?.map_err(|e| self.error(e, "uploading a part to"))?;
             parts.push(
                 CompletedPart::builder()
                     .part_number(index as i32 + 1)
@@ -259,6 +267,77 @@ impl S3Store {
     }
 }
 
+/// What a multipart upload sends: bytes in memory, or a local file read a
+/// part at a time.
+enum Content {
+    Memory(Bytes),
+    File { path: PathBuf, len: u64 },
+}
+
+impl Content {
+    fn len(&self) -> u64 {
+        match self {
+            Content::Memory(bytes) => bytes.len() as u64,
+            Content::File { len, .. } => *len,
+        }
+    }
+
+    async fn part(&self, start: u64, end: u64) -> Result<ByteStream> {
+        match self {
+            Content::Memory(bytes) => {
+                Ok(ByteStream::from(bytes.slice(start as usize..end as usize)))
+            }
+            Content::File { path, .. } => Ok(ByteStream::read_from()
+                .path(path)
+                .offset(start)
+                .length(Length::Exact(end - start))
+                .build()
+                .await?),
+        }
+    }
+}
+
+/// An object read in ranged GETs of `RANGE_BYTES`, one window in memory.
+struct RangeReader<'a> {
+    store: &'a S3Store,
+    key: String,
+    size: u64,
+    offset: u64,
+    window: Vec<u8>,
+    consumed: usize,
+}
+
+/// Bytes one ranged GET of a streamed object asks for.
+const RANGE_BYTES: u64 = 16 << 20;
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.consumed == self.window.len() {
+            if self.offset >= self.size {
+                return Ok(0);
+            }
+            let end = (self.offset + RANGE_BYTES).min(self.size) - 1;
+            let range = format!("bytes={}-{end}", self.offset);
+            self.window = match self.store.get_range(&self.key, Some(range)) {
+                Ok(Some(window)) if !window.is_empty() => window,
+                Ok(_) => {
+                    return Err(std::io::Error::other(format!(
+                        "{} changed while it was read",
+                        self.store.url(&self.key)
+                    )));
+                }
+                Err(e) => return Err(std::io::Error::other(e)),
+            };
+            self.offset += self.window.len() as u64;
+            self.consumed = 0;
+        }
+        let n = out.len().min(self.window.len() - self.consumed);
+        out[..n].copy_from_slice(&self.window[self.consumed..self.consumed + n]);
+        self.consumed += n;
+        Ok(n)
+    }
+}
+
 async fn client(tuning: S3Tuning) -> Client {
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
@@ -309,8 +388,37 @@ impl ObjectStore for S3Store {
         }
     }
 
+    fn open_read(&self, key: &str) -> Result<Option<Box<dyn Read + Send + '_>>> {
+        Ok(self.size(key)?.map(|size| {
+            Box::new(RangeReader {
+                store: self,
+                key: key.to_string(),
+                size,
+                offset: 0,
+                window: Vec::new(),
+                consumed: 0,
+            }) as Box<dyn Read + Send>
+        }))
+    }
+
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         self.put_with_md5(key, bytes, &crate::digest::md5_hex(bytes))
+    }
+
+    fn put_file(&self, key: &str, path: &Path, hex: &str) -> Result<()> {
+        let len = std::fs::metadata(path)?.len();
+        if len <= self.tuning.multipart_threshold_bytes as u64 {
+            return self.put_with_md5(key, &std::fs::read(path)?, hex);
+        }
+        let key = self.full_key(key);
+        let content = Content::File {
+            path: path.to_path_buf(),
+            len,
+        };
+        runtime().block_on(async {
+            self.check_bucket().await?;
+            self.put_multipart(&key, content, hex).await
+        })
     }
 
     fn put_with_md5(&self, key: &str, bytes: &[u8], hex: &str) -> Result<()> {
@@ -318,7 +426,7 @@ impl ObjectStore for S3Store {
         runtime().block_on(async {
             self.check_bucket().await?;
             if bytes.len() > self.tuning.multipart_threshold_bytes {
-                let owned = Bytes::copy_from_slice(bytes);
+                let owned = Content::Memory(Bytes::copy_from_slice(bytes));
                 return self.put_multipart(&key, owned, hex).await;
             }
             // The server checks the body against Content-MD5.

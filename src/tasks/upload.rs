@@ -11,16 +11,18 @@
 //! slice never goes (a rejected re-delivery keeps the day's last good data,
 //! in the lake and in the warehouse alike, and says so).
 
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 
 use anyhow::Result;
 use polars::prelude::{ParquetReader, SerReader};
+use tempfile::TempPath;
 use tracing::{info, warn};
 
 use crate::catalog::Zone;
 use crate::cli::UploadArgs;
 use crate::context::Context;
-use crate::digest::md5_hex;
+use crate::digest::Md5Writer;
 use crate::exit;
 use crate::metadata::FileRecord;
 use crate::metrics::{
@@ -45,7 +47,7 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     for zone in [Zone::Valid, Zone::Quarantine] {
         let key = dataset.object_key(zone, ds);
         let recorded = validated.as_ref().map(|slices| slices.get(zone));
-        let Some(bytes) = ctx.landing.get(&key)? else {
+        let Some(slice) = Snapshot::take(ctx, &key)? else {
             match recorded {
                 // Validate wrote this slice, and it is gone from the landing
                 // area: publish nothing, remove nothing.
@@ -84,8 +86,8 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
         };
         found += 1;
         let file = FileRecord {
-            content_md5: md5_hex(&bytes),
-            bytes: bytes.len() as u64,
+            content_md5: slice.md5.clone(),
+            bytes: slice.bytes,
         };
         let in_lake = ctx.lake.stat(&key)?;
         let same = in_lake.is_some_and(|s| {
@@ -94,11 +96,11 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
         let status = if same {
             ObjectStatus::AlreadyUploaded
         } else {
-            ctx.lake.put_with_md5(&key, &bytes, &file.content_md5)?;
+            ctx.lake.put_file(&key, &slice.path, &file.content_md5)?;
             changed += 1;
             ObjectStatus::Uploaded
         };
-        let rows = parquet_rows(&bytes);
+        let rows = slice.parquet_rows();
         match zone {
             Zone::Valid => metrics.rows_out = rows,
             _ => metrics.invalid_rows = rows,
@@ -136,9 +138,34 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     Ok(metrics)
 }
 
-/// Row count from the Parquet footer; 0 for a slice that is not Parquet.
-fn parquet_rows(bytes: &[u8]) -> u64 {
-    ParquetReader::new(Cursor::new(bytes))
-        .num_rows()
-        .map_or(0, |n| n as u64)
+/// A landing slice copied to a local temporary file as it is hashed, so
+/// that what is compared, counted and published is one version of it
+/// (a re-validation may replace the slice meanwhile), and is streamed
+/// rather than held in memory.
+struct Snapshot {
+    path: TempPath,
+    md5: String,
+    bytes: u64,
+}
+
+impl Snapshot {
+    fn take(ctx: &Context, key: &str) -> Result<Option<Self>> {
+        let Some(mut reader) = ctx.landing.open_read(key)? else {
+            return Ok(None);
+        };
+        let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
+        let mut out = Md5Writer::new(BufWriter::with_capacity(1 << 20, file));
+        std::io::copy(&mut reader, &mut out)
+            .map_err(|e| exit::transient(format!("reading {}: {e}", ctx.landing.url(key))))?;
+        let (mut file, md5, bytes) = out.finish();
+        file.flush()?;
+        Ok(Some(Self { path, md5, bytes }))
+    }
+
+    /// Row count from the Parquet footer; 0 for a slice that is not Parquet.
+    fn parquet_rows(&self) -> u64 {
+        (File::open(&self.path).ok())
+            .and_then(|file| ParquetReader::new(file).num_rows().ok())
+            .map_or(0, |n| n as u64)
+    }
 }

@@ -170,15 +170,17 @@ impl Warehouse for DuckDbWarehouse {
         lake: &dyn ObjectStore,
         key: &str,
     ) -> Result<()> {
-        // A local lake is read in place; an S3 one is fetched to a temp file.
+        // DuckDB reads the Parquet itself: a local lake's in place, an S3
+        // one's streamed to a temp file first (never held in memory).
         let (path, _download) = match lake.local_path(key) {
             Some(path) => (path, None),
             None => {
-                let bytes = lake
-                    .get(key)?
+                let mut reader = lake
+                    .open_read(key)?
                     .ok_or_else(|| exit::nothing_to_do(format!("{} is gone", lake.url(key))))?;
                 let mut file = tempfile::Builder::new().suffix(".parquet").tempfile()?;
-                std::io::Write::write_all(&mut file, &bytes)?;
+                std::io::copy(&mut reader, &mut file)
+                    .map_err(|e| exit::transient(format!("reading {}: {e}", lake.url(key))))?;
                 (file.path().to_path_buf(), Some(file))
             }
         };

@@ -3,30 +3,34 @@
 //!
 //! Every row read ends up in exactly one slice. A file that cannot be read,
 //! has the wrong columns or too many invalid rows is rejected (exit 65) and
-//! quarantined whole. The checks and the split are `checks`; this module
-//! reads the inputs, writes the slices and records the outcome.
+//! quarantined whole. The file is read, checked and written a batch at a
+//! time (`batches`), so memory holds one batch and the keys that unique and
+//! foreign-key checks need, whatever the file's size. The checks and the
+//! split are `checks`; this module reads the inputs, writes the slices and
+//! records the outcome.
 
+mod batches;
 mod quarantine;
 mod slices;
 
-use std::collections::HashMap;
+use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::*;
 use tracing::{info, warn};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::catalog::Dataset;
 use crate::checks::CheckResult;
-use crate::checks::split::{self, Rejection, Split, Tolerance, ValidSlice};
+use crate::checks::KeySet;
+use crate::checks::split::{self, References, Rejection, Tolerance, Validator, Verdict};
 use crate::cli::ValidateArgs;
 use crate::context::{Context, Stage};
 use crate::exit::{self, ExitCode};
-use crate::formats;
 use crate::metrics::{Details, Slices, Status, Task, TaskMetrics, ValidateDetails, VolumeCheck};
-use crate::storage::ObjectBytes;
+use batches::{BatchPlan, FileResult};
+use slices::SliceFile;
 
 /// Bump when the checks' code changes, so files validated by older code
 /// are redone; a changed contract does that by itself (its digest is in
@@ -41,40 +45,36 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
     } = args;
     let (dataset, ds) = (ctx.dataset(&target.dataset)?, target.ds);
     let mut clock = Instant::now();
-    let input = Input::read(ctx, dataset, ds)?;
-    let fingerprint = input.fingerprint(options.max_invalid_ratio);
+    let input = Input::find(ctx, dataset, ds)?;
+    let fingerprint = input.fingerprint(ctx, options.max_invalid_ratio)?;
     let stage = Stage::start(Task::Validate, dataset, ds, fingerprint);
     if !*force && let Some(metrics) = reuse(ctx, &stage)? {
         return Ok(metrics);
     }
 
     let mut metrics = stage.metrics(ctx);
-    metrics.lap("read", &mut clock);
-    let (raw_key, raw_url, size) = (input.raw_key.clone(), input.raw_url.clone(), input.size);
-    let (outcome, volume) = check(
-        ctx,
-        &mut metrics,
-        &mut clock,
-        input,
-        options.max_invalid_ratio,
-    )?;
+    metrics.lap("fingerprint", &mut clock);
+    let references = read_references(ctx, &input)?;
+    metrics.lap("read_references", &mut clock);
+    let outcome = check(ctx, &input, &references, options.max_invalid_ratio)?;
     metrics.lap("check", &mut clock);
     let (mut results, mut details) = match outcome {
-        Ok(split) => write_split(
+        Ok(checked) => write_split(
             ctx,
             &mut metrics,
-            dataset,
-            ds,
-            split,
-            &raw_url,
+            &input,
+            checked,
             options.max_invalid_ratio,
         )?,
         Err(rejection) => {
             warn!(%dataset, %ds, reason = %rejection.reason, "file rejected");
-            reject(&mut metrics, format!("{raw_url}: {}", rejection.reason));
+            reject(
+                &mut metrics,
+                format!("{}: {}", input.raw_url, rejection.reason),
+            );
             metrics.add_failed(rejection.check, 1);
-            let whole = quarantine::rejected_file(ctx, &raw_key, size, &rejection)?;
-            let whole = formats::parquet(&whole)?;
+            let whole = quarantine::rejected_file(ctx, &input.raw_key, input.size, &rejection)?;
+            let whole = SliceFile::of(&whole)?;
             let slices = slices::write(ctx, &mut metrics, dataset, ds, None, Some(whole))?;
             let details = ValidateDetails {
                 failures: None,
@@ -86,7 +86,7 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
         }
     };
     metrics.lap("write", &mut clock);
-    if let Some(volume) = volume {
+    if let Some(volume) = details.volume.clone() {
         // A check of the file as a whole: one failing "row" when outside.
         let outside = u64::from(!volume.within);
         results.push(CheckResult {
@@ -101,7 +101,6 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
                 details.warnings.push("volume".into());
             }
         }
-        details.volume = Some(volume);
     }
     metrics.details = Some(Details::Validate(details));
 
@@ -123,41 +122,35 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
     Ok(metrics)
 }
 
-/// The raw file (unless it is over the size limit) and the raw files its
-/// foreign keys point at.
+/// The raw file and the raw files its foreign keys point at, found in the
+/// landing area (not read yet).
 struct Input {
     dataset: Dataset,
     ds: NaiveDate,
     raw_key: String,
     raw_url: String,
     size: u64,
-    raw: Option<ObjectBytes>,
-    references: Vec<(Dataset, ObjectBytes)>,
-    max_file_bytes: u64,
+    references: Vec<(Dataset, String, u64)>,
 }
 
 impl Input {
-    fn read(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<Self> {
+    fn find(ctx: &Context, dataset: Dataset, ds: NaiveDate) -> Result<Self> {
         let raw_key = dataset.raw_key(ds);
         let raw_url = ctx.landing.url(&raw_key);
-        let absent = || exit::nothing_to_do(format!("no raw file at {raw_url}"));
-        let size = ctx.landing.size(&raw_key)?.ok_or_else(absent)?;
-        let raw = match size > ctx.limits.max_file_bytes {
-            true => None,
-            false => Some(ctx.landing.get_bytes(&raw_key)?.ok_or_else(absent)?),
-        };
+        let size = (ctx.landing.size(&raw_key)?)
+            .ok_or_else(|| exit::nothing_to_do(format!("no raw file at {raw_url}")))?;
         let references = dataset
             .references()
             .into_iter()
             .map(|target| {
                 let key = target.raw_key(ds);
-                let bytes = ctx.landing.get_bytes(&key)?.ok_or_else(|| {
+                let size = ctx.landing.size(&key)?.ok_or_else(|| {
                     exit::nothing_to_do(format!(
                         "cannot check foreign keys: upstream {target} file {} is absent",
                         ctx.landing.url(&key)
                     ))
                 })?;
-                Ok((target, bytes))
+                Ok((target, key, size))
             })
             .collect::<Result<_>>()?;
         Ok(Self {
@@ -166,27 +159,58 @@ impl Input {
             raw_key,
             raw_url,
             size,
-            raw,
             references,
-            max_file_bytes: ctx.limits.max_file_bytes,
         })
     }
 
     /// What the outcome depends on: the settings, the rules and a fast
-    /// non-cryptographic hash of every input file (it only tells whether an
-    /// input changed).
-    fn fingerprint(&self, max_invalid_ratio: f64) -> String {
+    /// non-cryptographic hash of every input file, streamed (it only tells
+    /// whether an input changed).
+    fn fingerprint(&self, ctx: &Context, max_invalid_ratio: f64) -> Result<String> {
         let mut fingerprint = format!(
             "size={} max_invalid_ratio={max_invalid_ratio} rules={RULES_VERSION} contract=xxh3:{:032x}",
             self.size,
             xxh3_128(self.dataset.contract_digest().as_bytes())
         );
-        let raw = (self.dataset, self.raw.as_deref().unwrap_or_default());
-        let references = self.references.iter().map(|(d, b)| (*d, &**b));
-        for (name, bytes) in std::iter::once(raw).chain(references) {
-            fingerprint.push_str(&format!(" {name}=xxh3:{:032x}", xxh3_128(bytes)));
+        let raw = (self.dataset, &self.raw_key);
+        let references = self.references.iter().map(|(d, key, _)| (*d, key));
+        for (name, key) in std::iter::once(raw).chain(references) {
+            let hash = match ctx.landing.open_read(key)? {
+                Some(mut reader) => xxh3_of(&mut reader).map_err(|e| {
+                    exit::transient(format!("reading {}: {e}", ctx.landing.url(key)))
+                })?,
+                None => {
+                    return Err(exit::transient(format!(
+                        "{} vanished",
+                        ctx.landing.url(key)
+                    )));
+                }
+            };
+            fingerprint.push_str(&format!(" {name}=xxh3:{hash:032x}"));
         }
-        fingerprint
+        Ok(fingerprint)
+    }
+
+    fn batches<'a>(&'a self, ctx: &'a Context) -> BatchPlan<'a> {
+        BatchPlan {
+            store: ctx.landing.as_ref(),
+            key: &self.raw_key,
+            format: self.dataset.format(),
+            size: self.size,
+            batch_bytes: ctx.memory.batch_bytes(),
+            max_decompressed_bytes: ctx.limits.max_decompressed_bytes,
+        }
+    }
+}
+
+fn xxh3_of(reader: &mut dyn Read) -> std::io::Result<u128> {
+    let mut hasher = Xxh3::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buffer)? {
+            0 => return Ok(hasher.digest128()),
+            n => hasher.update(&buffer[..n]),
+        }
     }
 }
 
@@ -211,36 +235,85 @@ fn reuse(ctx: &Context, stage: &Stage) -> Result<Option<TaskMetrics>> {
     Ok(Some(metrics))
 }
 
-/// Parses the file and the referenced keys, and splits the rows.
+/// The keys of each referenced raw file, read a batch at a time. A file
+/// that cannot be read, or lacks its key column, rejects the check.
+fn read_references(ctx: &Context, input: &Input) -> Result<References> {
+    let mut references = References::new();
+    for (target, key, size) in &input.references {
+        let plan = BatchPlan {
+            key,
+            format: target.format(),
+            size: *size,
+            ..input.batches(ctx)
+        };
+        let mut keys: Option<KeySet> = None;
+        let read = plan.for_each(&mut |frame, expected_rows| {
+            let keys = keys.get_or_insert_with(|| KeySet::with_capacity(expected_rows));
+            frame
+                .column(target.key())
+                .and_then(|column| keys.extend(column))
+                .map_err(|e| Rejection::unreadable(e.to_string()))
+        })?;
+        if let Err(rejection) = read {
+            return Err(exit::rejected(format!(
+                "cannot check foreign keys: upstream {target} file is unusable: {}",
+                rejection.reason
+            )));
+        }
+        let keys = keys.unwrap_or_default();
+        info!(dataset = %input.dataset, %target, keys = keys.len(), "read the referenced keys");
+        references.insert(target.name(), keys);
+    }
+    Ok(references)
+}
+
+/// A file checked to its end: the verdict, the volume check, and the
+/// slices written so far (discarded when the verdict rejects it).
+struct Checked {
+    verdict: Verdict,
+    volume: Option<VolumeCheck>,
+    valid: SliceFile,
+    quarantine: SliceFile,
+}
+
+/// Reads, checks and splits the file a batch at a time.
 fn check(
     ctx: &Context,
-    metrics: &mut TaskMetrics,
-    clock: &mut Instant,
-    input: Input,
+    input: &Input,
+    references: &References,
     max_invalid_ratio: f64,
-) -> Result<(Result<Split, Rejection>, Option<VolumeCheck>)> {
-    let limit = ctx.limits.max_decompressed_bytes;
-    let parsed = match &input.raw {
-        None => Err(anyhow::anyhow!(
+) -> FileResult<Checked> {
+    let dataset = input.dataset;
+    if input.size > ctx.limits.max_file_bytes {
+        return Ok(Err(Rejection::unreadable(format!(
             "file is {} bytes, over the limit of {} (PIPELINE_MAX_FILE_BYTES)",
-            input.size,
-            input.max_file_bytes
-        )),
-        Some(bytes) => formats::read(bytes, input.dataset.format(), limit),
-    };
-    drop(input.raw);
-    metrics.lap("parse", clock);
-    let references = match &parsed {
-        Ok(_) => parse_references(&input.references, limit)?,
-        Err(_) => HashMap::new(),
-    };
-    drop(input.references);
-    metrics.lap("read_references", clock);
-    let frame = match parsed {
-        Ok(frame) => frame,
-        Err(e) => return Ok((Err(Rejection::unreadable(e.to_string())), None)),
-    };
-    let volume = volume(ctx, input.dataset, input.ds, frame.height() as u64)?;
+            input.size, ctx.limits.max_file_bytes
+        ))));
+    }
+    let mut valid = SliceFile::new(&split::valid_schema(dataset))?;
+    let mut quarantine = SliceFile::new(&split::quarantine_schema(dataset))?;
+    let mut validator: Option<Validator> = None;
+    let mut batches = 0u64;
+    let plan = input.batches(ctx);
+    let read = plan.for_each(&mut |frame, expected_rows| {
+        let validator = validator
+            .get_or_insert_with(|| Validator::new(dataset, input.ds, references, expected_rows));
+        let checked = validator.check(frame)?;
+        let pushed = valid
+            .push(checked.valid)
+            .and_then(|()| quarantine.push(checked.quarantine));
+        batches += 1;
+        if batches > 1 {
+            info!(%dataset, batch = batches, rows = valid.rows() + quarantine.rows(), "checked a batch");
+        }
+        pushed.map_err(|e| Rejection::unreadable(e.to_string()))
+    })?;
+    if let Err(rejection) = read {
+        return Ok(Err(rejection));
+    }
+    let validator = validator.expect("a readable file has a first batch");
+    let rows = validator.rows_in();
+    let volume = volume(ctx, dataset, input.ds, rows)?;
     let outside = volume.as_ref().filter(|v| !v.within);
     let tolerance = Tolerance {
         max_invalid_ratio,
@@ -248,8 +321,31 @@ fn check(
             .filter(|v| v.severity.is_error())
             .map(|v| format!("volume {} rows, expected {}", v.rows, v.expected)),
     };
-    let split = split::split(input.dataset, input.ds, frame, &references, tolerance);
-    Ok((split, volume))
+    let verdict = match validator.finish(tolerance) {
+        Ok(verdict) => verdict,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    if let Some(label) = &verdict.rejection {
+        // Rejected over its tolerance: every row goes to quarantine, read
+        // again by a fresh validator, so that memory stays bounded.
+        quarantine = SliceFile::new(&split::quarantine_schema(dataset))?;
+        let mut again = Validator::new(dataset, input.ds, references, rows as usize);
+        let read = plan.for_each(&mut |frame, _| {
+            let rows = again.quarantine_all(frame, label)?;
+            quarantine
+                .push(rows)
+                .map_err(|e| Rejection::unreadable(e.to_string()))
+        })?;
+        if let Err(rejection) = read {
+            return Ok(Err(rejection));
+        }
+    }
+    Ok(Ok(Checked {
+        verdict,
+        volume,
+        valid,
+        quarantine,
+    }))
 }
 
 /// The file's rows against the previous ds's, if the contract declares a
@@ -276,77 +372,61 @@ fn volume(
     }))
 }
 
-/// The keys of each referenced file.
-fn parse_references(
-    files: &[(Dataset, ObjectBytes)],
-    max_decompressed_bytes: u64,
-) -> Result<HashMap<&'static str, Series>> {
-    files
-        .iter()
-        .map(|(target, bytes)| {
-            let keys = formats::read(bytes, target.format(), max_decompressed_bytes)
-                .and_then(|f| {
-                    let column = f.column(target.key())?.as_materialized_series().clone();
-                    Ok(column.cast(&DataType::String)?.drop_nulls())
-                })
-                .map_err(|e| {
-                    exit::rejected(format!(
-                        "cannot check foreign keys: upstream {target} file is unusable: {e}"
-                    ))
-                })?;
-            Ok((target.name(), keys))
-        })
-        .collect()
-}
-
 /// Writes both slices of a checked file and puts its counts in `metrics`.
 fn write_split(
     ctx: &Context,
     metrics: &mut TaskMetrics,
-    dataset: Dataset,
-    ds: NaiveDate,
-    split: Split,
-    raw_url: &str,
+    input: &Input,
+    checked: Checked,
     max_invalid_ratio: f64,
 ) -> Result<(Vec<CheckResult>, ValidateDetails)> {
-    let quarantined = split.quarantine.height() as u64;
-    metrics.rows_in = split.rows_in;
-    metrics.rows_out = split.valid.as_ref().map_or(0, |v| v.rows);
+    let Checked {
+        verdict,
+        volume,
+        valid,
+        quarantine,
+    } = checked;
+    let summary = verdict.summary;
+    let quarantined = quarantine.rows();
+    metrics.rows_in = verdict.rows_in;
     metrics.invalid_rows = quarantined;
-    for r in &split.summary.results {
+    for r in &summary.results {
         metrics.add_failed(r.check, r.failed_rows);
     }
     metrics.failed.retain(|_, n| *n > 0);
-    metrics.status = match (&split.valid, quarantined) {
-        (None, _) => {
-            let why = match split.summary.rejected_by.is_empty() {
+    let valid = match verdict.rejection {
+        Some(_) => {
+            let why = match summary.rejected_by.is_empty() {
                 true => format!(
                     "{} of {} rows failed checks, over the tolerance of {max_invalid_ratio}",
-                    split.summary.failing, split.rows_in
+                    summary.failing, verdict.rows_in
                 ),
                 false => format!(
                     "the contract rejects the file: {}",
-                    split.summary.rejected_by.join(", ")
+                    summary.rejected_by.join(", ")
                 ),
             };
-            reject(metrics, format!("{raw_url}: {why}"));
-            Status::Rejected
+            reject(metrics, format!("{}: {why}", input.raw_url));
+            None
         }
-        (Some(_), 0) => Status::Validated,
-        (Some(_), _) => Status::Quarantined,
+        None => {
+            metrics.rows_out = valid.rows();
+            metrics.status = match quarantined {
+                0 => Status::Validated,
+                _ => Status::Quarantined,
+            };
+            Some(valid.finish()?)
+        }
     };
-    let valid_bytes = split.valid.as_ref().map(ValidSlice::parquet).transpose()?;
-    let quarantine_bytes = (quarantined > 0)
-        .then(|| formats::parquet(&split.quarantine))
-        .transpose()?;
-    let slices = slices::write(ctx, metrics, dataset, ds, valid_bytes, quarantine_bytes)?;
+    let quarantine = (quarantined > 0).then(|| quarantine.finish()).transpose()?;
+    let slices = slices::write(ctx, metrics, input.dataset, input.ds, valid, quarantine)?;
     let details = ValidateDetails {
-        failures: Some(split.summary.failures),
+        failures: Some(summary.failures),
         slices,
-        warnings: split.summary.warnings,
-        volume: None,
+        warnings: summary.warnings,
+        volume,
     };
-    Ok((split.summary.results, details))
+    Ok((summary.results, details))
 }
 
 fn reject(metrics: &mut TaskMetrics, error: String) {
