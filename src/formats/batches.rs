@@ -38,9 +38,13 @@ pub(crate) fn complete_records(bytes: &[u8], format: Format) -> usize {
 /// Parses the batches of one CSV or NDJSON file in order.
 pub(crate) struct Batcher {
     format: Format,
-    /// The columns, from the CSV header or the first NDJSON lines' keys.
+    /// The file's columns, from the CSV header or the first NDJSON lines' keys.
     schema: Option<SchemaRef>,
+    /// The columns to parse, when not all of them.
+    only: Option<Vec<PlSmallStr>>,
     first: bool,
+    /// Lines in the batches before this one (NDJSON), for errors.
+    lines: usize,
 }
 
 impl Batcher {
@@ -49,43 +53,66 @@ impl Batcher {
         Self {
             format,
             schema: None,
+            only: None,
             first: true,
+            lines: 0,
         }
+    }
+
+    /// Parses only `columns` (they must be in the file), skipping the
+    /// work of building the others.
+    pub(crate) fn only(mut self, columns: &[&str]) -> Self {
+        self.only = Some(columns.iter().map(|c| PlSmallStr::from(*c)).collect());
+        self
     }
 
     /// The rows of `records`, complete records that follow the previous
     /// batch's; `None` for a batch of blank lines.
     pub(crate) fn parse(&mut self, records: &[u8]) -> Result<Option<DataFrame>> {
         let mut records = records;
-        if std::mem::take(&mut self.first) {
+        let first = std::mem::take(&mut self.first);
+        if first {
             records = records.strip_prefix(UTF8_BOM).unwrap_or(records);
             if records.iter().all(u8::is_ascii_whitespace) {
                 return Err(anyhow!("file is empty"));
             }
         } else if records.iter().all(u8::is_ascii_whitespace) {
+            self.lines += memchr::memchr_iter(b'\n', records).count();
             return Ok(None);
         }
         if self.format == Format::NdJson {
-            check_nesting(records)?;
+            check_nesting(records, self.lines)?;
+            self.lines += memchr::memchr_iter(b'\n', records).count();
         }
         let format = self.format;
-        let schema = self.schema.clone();
-        let parsed = contained(|| match (format, schema) {
-            (Format::Csv, None) => CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .with_raise_if_empty(true)
-                .into_reader_with_file_handle(Cursor::new(records))
-                .finish(),
-            (Format::Csv, Some(schema)) => CsvReadOptions::default()
-                .with_has_header(false)
+        let schema = match &self.schema {
+            Some(schema) => schema.clone(),
+            None => {
+                let columns = contained(|| match format {
+                    Format::Csv => csv_header(records),
+                    _ => ndjson_columns(records),
+                });
+                let schema = unreadable(columns, format)?;
+                self.schema = Some(schema.clone());
+                schema
+            }
+        };
+        let only = self.only.clone();
+        let parsed = contained(|| match format {
+            Format::Csv => CsvReadOptions::default()
+                .with_has_header(first)
                 .with_schema(Some(schema))
+                .with_columns(only.map(Arc::from))
                 .into_reader_with_file_handle(Cursor::new(records))
                 .finish(),
-            (_, schema) => {
-                let schema = match schema {
-                    Some(schema) => schema,
-                    None => ndjson_columns(records)?,
+            _ => {
+                let schema = match only {
+                    Some(only) => Arc::new(
+                        (only.iter())
+                            .map(|name| Ok(Field::new(name.clone(), schema.try_get(name)?.clone())))
+                            .collect::<PolarsResult<Schema>>()?,
+                    ),
+                    None => schema,
                 };
                 JsonReader::new(Cursor::new(records))
                     .with_json_format(JsonFormat::JsonLines)
@@ -93,12 +120,20 @@ impl Batcher {
                     .finish()
             }
         });
-        let frame = unreadable(parsed, format)?;
-        if self.schema.is_none() {
-            self.schema = Some(frame.schema().clone());
-        }
-        Ok(Some(frame))
+        Ok(Some(unreadable(parsed, format)?))
     }
+}
+
+/// A CSV file's columns, all text, from its header line.
+fn csv_header(records: &[u8]) -> PolarsResult<SchemaRef> {
+    let header = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_n_rows(Some(0))
+        .with_raise_if_empty(true)
+        .into_reader_with_file_handle(Cursor::new(records))
+        .finish()?;
+    Ok(header.schema().clone())
 }
 
 /// The keys of an NDJSON file's first lines, each a text column: the
@@ -152,6 +187,18 @@ mod tests {
             assert_eq!(n.dtype(), &DataType::String, "{format:?}");
             assert!(batcher.parse(b"\n \n").unwrap().is_none());
         }
+    }
+
+    #[test]
+    fn nesting_errors_name_the_line_of_the_file() {
+        let mut batcher = Batcher::new(Format::NdJson);
+        batcher.parse(b"{\"a\": 1}\n{\"a\": 2}\n").unwrap();
+        batcher.parse(b"\n").unwrap();
+        let deep = format!("{{\"a\": {}1{}}}\n", "[".repeat(65), "]".repeat(65));
+        let flat_but_bracketed = format!("{{\"a\": \"{}\"}}\n", "[".repeat(65));
+        batcher.parse(flat_but_bracketed.as_bytes()).unwrap();
+        let err = batcher.parse(deep.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("line 5 is nested deeper"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,25 @@ use polars_parquet::write::{
 };
 use rayon::prelude::*;
 
+/// `frame` with its text columns copied out of the buffers they share with
+/// the frames they were sliced or filtered from.
+fn detached(frame: DataFrame) -> PolarsResult<DataFrame> {
+    let height = frame.height();
+    let columns = frame
+        .into_columns()
+        .into_iter()
+        .map(|column| match column.dtype() {
+            DataType::String => {
+                let text = column.str()?;
+                let arrays = text.downcast_iter().map(|array| array.clone().gc());
+                Ok(StringChunked::from_chunk_iter(column.name().clone(), arrays).into_column())
+            }
+            _ => Ok(column),
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(height, columns)
+}
+
 /// Rows per Parquet row group: enough for good compression, few enough that
 /// the groups of one slice spread over the cores.
 pub(super) const ROW_GROUP_ROWS: usize = 1 << 17;
@@ -29,7 +48,7 @@ pub(crate) fn parquet(frame: &DataFrame) -> Result<Vec<u8>> {
 }
 
 /// A Parquet file written as frames arrive: rows are gathered into row
-/// groups of `ROW_GROUP_ROWS`, and a wave of one group per thread is
+/// groups of `ROW_GROUP_ROWS`, and waves of one group per thread are
 /// encoded and compressed in parallel (every column of every group; Polars'
 /// own writer compresses pages on one thread) and written in order. Memory
 /// holds one wave, whatever the file's size.
@@ -76,24 +95,29 @@ impl<W: Write> ParquetSink<W> {
         self.rows
     }
 
-    /// Appends `frame`'s rows (its columns are the sink's schema).
+    /// Appends `frame`'s rows (its columns are the sink's schema). Whole
+    /// row groups are written at once; the rest waits for the next frame,
+    /// copied out of `frame`'s buffers first, so that a few pending rows
+    /// filtered from a large batch do not keep the whole batch in memory.
     pub(crate) fn push(&mut self, frame: DataFrame) -> Result<()> {
         self.rows += frame.height() as u64;
-        let pending = match self.pending.take() {
-            Some(mut pending) => {
-                pending.vstack_mut_owned(frame)?;
-                pending
+        let waiting = self.pending.as_ref().map_or(0, DataFrame::height);
+        if waiting + frame.height() < ROW_GROUP_ROWS {
+            let frame = detached(frame)?;
+            match &mut self.pending {
+                Some(pending) => {
+                    pending.vstack_mut_owned(frame)?;
+                }
+                None => self.pending = Some(frame),
             }
-            None => frame,
-        };
-        let wave = rayon::current_num_threads().max(1) * ROW_GROUP_ROWS;
-        let full = pending.height() / wave * wave;
-        if full > 0 {
-            self.write_groups(&pending.slice(0, full))?;
-            self.pending = Some(pending.slice(full as i64, usize::MAX));
-        } else {
-            self.pending = Some(pending);
+            return Ok(());
         }
+        let mut rows = self.pending.take().unwrap_or_else(|| frame.clear());
+        rows.vstack_mut_owned(frame)?;
+        let full = rows.height() / ROW_GROUP_ROWS * ROW_GROUP_ROWS;
+        self.write_groups(&rows.slice(0, full))?;
+        let rest = rows.slice(full as i64, usize::MAX);
+        self.pending = (rest.height() > 0).then(|| detached(rest)).transpose()?;
         Ok(())
     }
 
@@ -108,23 +132,26 @@ impl<W: Write> ParquetSink<W> {
 
     fn write_groups(&mut self, frame: &DataFrame) -> Result<()> {
         let groups = frame.height().div_ceil(ROW_GROUP_ROWS);
-        let encoder = &self.encoder;
-        let encoded = (0..groups)
-            .into_par_iter()
-            .map(|group| {
-                let rows = frame.slice((group * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
-                encoder
-                    .encode_group(&rows)
-                    .map(|pages| (rows.height(), pages))
-            })
-            .collect::<PolarsResult<Vec<_>>>()?;
-        for (rows, columns) in encoded.iter().filter(|(rows, _)| *rows > 0) {
-            let columns = columns.iter().map(|pages| {
-                Ok(DynStreamingIterator::new(
-                    fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok)),
-                ))
-            });
-            self.writer.write(*rows as u64, DynIter::new(columns))?;
+        let wave = rayon::current_num_threads().max(1);
+        for first in (0..groups).step_by(wave) {
+            let encoder = &self.encoder;
+            let encoded = (first..(first + wave).min(groups))
+                .into_par_iter()
+                .map(|group| {
+                    let rows = frame.slice((group * ROW_GROUP_ROWS) as i64, ROW_GROUP_ROWS);
+                    encoder
+                        .encode_group(&rows)
+                        .map(|pages| (rows.height(), pages))
+                })
+                .collect::<PolarsResult<Vec<_>>>()?;
+            for (rows, columns) in encoded.iter().filter(|(rows, _)| *rows > 0) {
+                let columns = columns.iter().map(|pages| {
+                    Ok(DynStreamingIterator::new(
+                        fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok)),
+                    ))
+                });
+                self.writer.write(*rows as u64, DynIter::new(columns))?;
+            }
         }
         Ok(())
     }

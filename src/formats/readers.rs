@@ -21,7 +21,7 @@ pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) ->
     match format {
         Format::Parquet => {
             let file = ParquetBatches::open(bytes, max_decompressed_bytes)?;
-            file.read(0, file.rows())
+            file.read(0, file.rows(), None)
         }
         _ => {
             let mut batcher = super::Batcher::new(format);
@@ -32,10 +32,10 @@ pub(crate) fn read(bytes: &[u8], format: Format, max_decompressed_bytes: u64) ->
 }
 
 /// A parser's outcome as a one-line reason naming the format.
-pub(super) fn unreadable(
-    parsed: std::thread::Result<PolarsResult<DataFrame>>,
+pub(super) fn unreadable<T>(
+    parsed: std::thread::Result<PolarsResult<T>>,
     format: Format,
-) -> Result<DataFrame> {
+) -> Result<T> {
     match parsed {
         Ok(Ok(frame)) => Ok(frame),
         Ok(Err(e)) => Err(anyhow!(
@@ -72,10 +72,18 @@ impl<'a> ParquetBatches<'a> {
         self.rows
     }
 
-    pub(crate) fn read(&self, offset: usize, rows: usize) -> Result<DataFrame> {
+    /// `rows` rows from `offset`, of every column or of `only` these.
+    pub(crate) fn read(
+        &self,
+        offset: usize,
+        rows: usize,
+        only: Option<&[&str]>,
+    ) -> Result<DataFrame> {
+        let columns = only.map(|only| only.iter().map(|c| c.to_string()).collect());
         let parsed = contained(|| {
             ParquetReader::new(Cursor::new(self.bytes))
                 .with_slice(Some((offset, rows)))
+                .with_columns(columns)
                 .finish()
         });
         unreadable(parsed, Format::Parquet)
@@ -117,39 +125,50 @@ pub(crate) fn panic_is_contained() -> bool {
 /// parser recurses per level, and 200k levels overflow its stack.
 pub(crate) const MAX_NESTING: usize = 64;
 
-/// Refuses JSON nested deeper than `MAX_NESTING`, outside strings.
-pub(super) fn check_nesting(bytes: &[u8]) -> Result<()> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (line, text) in bytes.split(|b| *b == b'\n').enumerate() {
-        for &b in text {
-            if in_string {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Err(anyhow!(
-                            "unreadable .jsonl file: line {} is nested deeper than {MAX_NESTING} levels",
-                            line + 1
-                        ));
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+/// Refuses JSON nested deeper than `MAX_NESTING`, outside strings; lines
+/// are numbered from `first_line` + 1. Only a line with more brackets than
+/// the limit can pass it, so most lines are only counted (vectorised).
+pub(super) fn check_nesting(bytes: &[u8], first_line: usize) -> Result<()> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
+    for (line, end) in ends.enumerate() {
+        let text = &bytes[start..end];
+        start = end + 1;
+        let openers = text.iter().filter(|&&b| b == b'[' || b == b'{').count();
+        if openers > MAX_NESTING && depth(text) > MAX_NESTING {
+            return Err(anyhow!(
+                "unreadable .jsonl file: line {} is nested deeper than {MAX_NESTING} levels",
+                first_line + line + 1
+            ));
         }
-        // Every NDJSON line is a document of its own.
-        (depth, in_string, escaped) = (0, false, false);
     }
     Ok(())
+}
+
+/// The deepest `[`/`{` nesting of one JSON document, outside strings.
+fn depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The row count of a Parquet file, refusing one whose footer declares more uncompressed data than

@@ -26,6 +26,8 @@ pub(super) struct BatchPlan<'a> {
     pub size: u64,
     pub batch_bytes: usize,
     pub max_decompressed_bytes: u64,
+    /// Only these columns, when not all of them are needed.
+    pub only: Option<&'a [&'a str]>,
 }
 
 impl BatchPlan<'_> {
@@ -51,7 +53,10 @@ impl BatchPlan<'_> {
             .store
             .open_read(self.key)?
             .ok_or_else(|| self.vanished())?;
-        let mut batcher = Batcher::new(format);
+        let mut batcher = match self.only {
+            Some(columns) => Batcher::new(format).only(columns),
+            None => Batcher::new(format),
+        };
         let mut buffer: Vec<u8> = Vec::with_capacity(self.batch_bytes);
         let (mut want, mut done, mut expected_rows) = (self.batch_bytes, false, 0);
         while !done {
@@ -120,7 +125,7 @@ impl BatchPlan<'_> {
         let rows = file.rows();
         let batch_rows = (self.batch_bytes / 256).max(1 << 14);
         for offset in (0..rows.max(1)).step_by(batch_rows) {
-            let frame = match file.read(offset, batch_rows) {
+            let frame = match file.read(offset, batch_rows, self.only) {
                 Ok(frame) => frame,
                 Err(e) => return Ok(Err(Rejection::unreadable(e.to_string()))),
             };

@@ -199,6 +199,7 @@ impl Input {
             size: self.size,
             batch_bytes: ctx.memory.batch_bytes(),
             max_decompressed_bytes: ctx.limits.max_decompressed_bytes,
+            only: None,
         }
     }
 }
@@ -240,10 +241,12 @@ fn reuse(ctx: &Context, stage: &Stage) -> Result<Option<TaskMetrics>> {
 fn read_references(ctx: &Context, input: &Input) -> Result<References> {
     let mut references = References::new();
     for (target, key, size) in &input.references {
+        let key_column = [target.key()];
         let plan = BatchPlan {
             key,
             format: target.format(),
             size: *size,
+            only: Some(&key_column),
             ..input.batches(ctx)
         };
         let mut keys: Option<KeySet> = None;
