@@ -1,8 +1,8 @@
 """The benchmark harness: the release binary against what a user would run
 instead, on the same files, in the same run, alternating, several
 repetitions; medians, ratios and peak RSS, printed as the Markdown table the
-README shows. Run it with benches/run (which builds the binary and installs
-the Python baselines); see benches/README.md.
+README shows ("Benchmarks"). Run it with benches/run, which builds the
+binary and installs the Python baselines and the S3 server.
 """
 
 import argparse
@@ -214,7 +214,9 @@ class Bench:
         result = Result("validate website_activity (jsonl), memory", sf)
         result.bytes = raw.stat().st_size
         for limit in ["4GiB", "1GiB"]:
-            sample = measure(self.bin("validate", "website_activity", "--force", "--memory-limit", limit), env, self.work)
+            sample = measure(
+                self.bin("validate", "website_activity", "--force", "--memory-limit", limit), env, self.work
+            )
             result.add(f"binary --memory-limit {limit}", sample)
             result.rows = int(json.loads(sample.stdout)["rows_in"])
         out = self.work / "baseline-out"
@@ -280,15 +282,29 @@ class S3Server:
 
 def table(results: list[Result], args: argparse.Namespace) -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
-    mem = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal"))) >> 20
+    mem = (
+        int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
+        >> 20
+    )
     lines = [
         f"Machine: {os.cpu_count()} cores ({cpu}), {mem} GiB, {platform.system()} {platform.release()}.",
         f"Command: `{' '.join(args.command)}`; medians of {args.repeats}, peak RSS is the largest.",
         "",
-        "| work | scale factor | rows | binary s | binary peak MB | alternative | alt s | alt peak MB | binary speed-up |",
+        "| work | scale factor | rows | binary s | binary peak MB "
+        "| alternative | alt s | alt peak MB | binary speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:

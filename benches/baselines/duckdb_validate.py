@@ -100,12 +100,10 @@ def checks(table: dict, ds: str) -> list[tuple[str, str]]:
 
 def main() -> None:
     contracts, dataset, landing, ds, out = sys.argv[1:6]
-    tables = {t["name"]: t for t in yaml.safe_load(open(contracts))["sources"][0]["tables"]}
+    tables = {t["name"]: t for t in yaml.safe_load(Path(contracts).read_text())["sources"][0]["tables"]}
     table = tables[dataset]
     columns = table["columns"]
-    typed = ", ".join(
-        f'TRY_CAST("{c["name"]}" AS {TYPES[c["data_type"]]}) AS "__typed_{c["name"]}"' for c in columns
-    )
+    typed = ", ".join(f'TRY_CAST("{c["name"]}" AS {TYPES[c["data_type"]]}) AS "__typed_{c["name"]}"' for c in columns)
     seen = ", ".join(
         f'row_number() OVER (PARTITION BY "__typed_{c["name"]}" ORDER BY __row) AS __seen_{c["name"]}'
         for c in columns
@@ -134,13 +132,15 @@ def main() -> None:
     db.execute(
         f"""CREATE TABLE flagged AS
         SELECT *, coalesce({failing}, false) AS __invalid, concat_ws(';', {labels}) AS failed_checks
-        FROM (SELECT *{', ' + seen if seen else ''} FROM typed) AS t {' '.join(joins)}"""
+        FROM (SELECT *{", " + seen if seen else ""} FROM typed) AS t {" ".join(joins)}"""
     )
     Path(out).mkdir(parents=True, exist_ok=True)
     parquet = "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
     valid = ", ".join(f'"__typed_{c["name"]}" AS "{c["name"]}"' for c in columns)
     raw = ", ".join(f'CAST("{c["name"]}" AS VARCHAR) AS "{c["name"]}"' for c in columns)
-    db.execute(f"COPY (SELECT {valid} FROM flagged WHERE NOT __invalid ORDER BY __row) TO '{out}/valid.parquet' {parquet}")
+    db.execute(
+        f"COPY (SELECT {valid} FROM flagged WHERE NOT __invalid ORDER BY __row) TO '{out}/valid.parquet' {parquet}"
+    )
     db.execute(
         f"COPY (SELECT {raw}, failed_checks FROM flagged WHERE __invalid ORDER BY __row) "
         f"TO '{out}/quarantine.parquet' {parquet}"

@@ -25,8 +25,17 @@ def main() -> None:
         writer = csv.writer(f)
         writer.writerow(
             [
-                "contact_id", "first_name", "last_name", "email", "company", "industry",
-                "lead_source", "job_title", "country", "opted_in", "signup_date",
+                "contact_id",
+                "first_name",
+                "last_name",
+                "email",
+                "company",
+                "industry",
+                "lead_source",
+                "job_title",
+                "country",
+                "opted_in",
+                "signup_date",
             ]
         )
         for _ in range(rows):

@@ -20,7 +20,7 @@ EMAIL = (
 
 def main() -> None:
     contracts, dataset, raw, ds, out = sys.argv[1:6]
-    table = next(t for t in yaml.safe_load(open(contracts))["sources"][0]["tables"] if t["name"] == dataset)
+    table = next(t for t in yaml.safe_load(Path(contracts).read_text())["sources"][0]["tables"] if t["name"] == dataset)
     meta, columns = table["meta"], table["columns"]
     if raw.endswith(".csv"):
         frame = pd.read_csv(raw, dtype=str, keep_default_na=False, na_values=[""])

@@ -270,6 +270,7 @@ pub(crate) fn chunk_count(dataset: Builtin, params: &GenParams) -> usize {
 }
 
 /// The whole dataset as one frame.
+#[cfg(test)]
 pub(crate) fn generate(dataset: Builtin, params: &GenParams) -> Result<Generated<DataFrame>> {
     let generated = generate_chunks(dataset, params, |_, chunk| Ok(chunk))?;
     let mut chunks = generated.output.into_iter();
@@ -314,20 +315,29 @@ pub(crate) fn generate_chunks<T: Send>(
                 keys: &keys,
                 contacts: &contacts,
             };
-            (0..chunk_count(dataset, params))
-                .into_par_iter()
-                .map(|index| {
-                    let start = index * CHUNK_ROWS;
-                    let range = start..(start + CHUNK_ROWS).min(rows);
-                    let mut rng = params.rng(dataset, VALUES + index as u64 * 16);
-                    let columns = match dataset {
-                        Builtin::Contacts => contacts_chunk(&facts, &mut rng, range.clone()),
-                        Builtin::FormFills => form_fills_chunk(&facts, &mut rng, range.clone()),
-                        _ => website_activity_chunk(&facts, &mut rng, range.clone()),
-                    };
-                    each(index, DataFrame::new(range.len(), columns)?)
-                })
-                .collect::<Result<Vec<_>>>()?
+            // In waves of one chunk per thread, so that chunks finish
+            // nearly in order and a writer taking them in order holds few.
+            let count = chunk_count(dataset, params);
+            let wave = rayon::current_num_threads().max(1);
+            let mut output = Vec::with_capacity(count);
+            for first in (0..count).step_by(wave) {
+                let chunks = (first..(first + wave).min(count))
+                    .into_par_iter()
+                    .map(|index| {
+                        let start = index * CHUNK_ROWS;
+                        let range = start..(start + CHUNK_ROWS).min(rows);
+                        let mut rng = params.rng(dataset, VALUES + index as u64 * 16);
+                        let columns = match dataset {
+                            Builtin::Contacts => contacts_chunk(&facts, &mut rng, range.clone()),
+                            Builtin::FormFills => form_fills_chunk(&facts, &mut rng, range.clone()),
+                            _ => website_activity_chunk(&facts, &mut rng, range.clone()),
+                        };
+                        each(index, DataFrame::new(range.len(), columns)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                output.extend(chunks);
+            }
+            output
         }
     };
     Ok(Generated {

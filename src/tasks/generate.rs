@@ -1,17 +1,20 @@
 //! `generate DATASET --ds D`: synthetic data to raw-data/ in the landing area.
 
 use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
+use polars::prelude::DataFrame;
 use tracing::info;
 
 use crate::catalog::Format;
 use crate::cli::GenerateArgs;
 use crate::context::{Context, Stage};
+use crate::digest::Md5Writer;
 use crate::exit;
-use crate::formats;
+use crate::formats::{self, ParquetSink};
 use crate::metrics::{Details, GenerateDetails, Status, Task, TaskMetrics};
 use crate::synth::{self, Builtin, GenParams};
 
@@ -59,49 +62,36 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
     let mut metrics = stage.metrics(ctx);
     let mut clock = Instant::now();
     let format = dataset.format();
-    let (rows, bytes, injected) = match format {
-        Format::Parquet => {
-            let generated = synth::generate(builtin, &params)?;
-            metrics.lap("generate", &mut clock);
-            let frame = generated.output;
-            let bytes = formats::write(&frame, format, true)?;
-            metrics.lap("serialize", &mut clock);
-            ctx.landing.put(&key, &bytes)?;
-            (frame.height(), bytes.len(), generated.injected)
-        }
-        // Text is serialised chunk by chunk as it is generated, and written
-        // while later chunks are still being made: one lap, "generate".
-        Format::Csv | Format::NdJson => {
-            let (sender, receiver) = mpsc::channel();
-            let mut parts = InOrder::new(receiver, synth::chunk_count(builtin, &params));
-
-            let params = &params;
-            let (generated, written) = std::thread::scope(|scope| {
-                // Owns the sender, so the writer sees the end of the chunks.
-                let generating = scope.spawn(move || {
-                    synth::generate_chunks(builtin, params, |index, chunk| {
-                        let part = formats::write(&chunk, format, index == 0)?;
-                        // A send fails only when the writer gave up; it reports why.
-                        let _ = sender.send((index, part));
-                        Ok(chunk.height())
-                    })
+    // Chunks are made on every core and written in order as they come, so
+    // memory holds a few chunks, not the file: text serialised on the
+    // thread that made it and streamed to the store, Parquet encoded a row
+    // group at a time into a temporary file that is then put.
+    let (generated, bytes) = match format {
+        Format::Csv | Format::NdJson => in_order(
+            builtin,
+            &params,
+            |index, chunk| formats::write(&chunk, format, index == 0),
+            |parts| {
+                let mut bytes = 0;
+                let mut counted = parts.inspect(|part| {
+                    if let Ok(part) = part {
+                        bytes += part.len();
+                    }
                 });
-                let written = ctx.landing.put_stream(&key, &mut parts);
-                let generated = generating
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (generated, written)
-            });
-            let generated = generated?;
-            written?;
-            metrics.lap("generate", &mut clock);
-            (
-                generated.output.iter().sum(),
-                parts.bytes,
-                generated.injected,
-            )
-        }
+                ctx.landing.put_stream(&key, &mut counted)?;
+                Ok(bytes)
+            },
+        )?,
+        Format::Parquet => in_order(
+            builtin,
+            &params,
+            |_, chunk| Ok(chunk),
+            |chunks| write_parquet(ctx, &key, chunks),
+        )?,
     };
+    metrics.lap("generate", &mut clock);
+    let rows: usize = generated.output.iter().sum();
+    let injected = generated.injected;
 
     metrics.status = Status::Generated;
     metrics.rows_out = rows as u64;
@@ -115,35 +105,94 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
     Ok(metrics)
 }
 
-/// Serialised chunks, received in any order and yielded in chunk order.
-struct InOrder {
-    receiver: mpsc::Receiver<(usize, Vec<u8>)>,
-    pending: BTreeMap<usize, Vec<u8>>,
-    next: usize,
-    chunks: usize,
-    bytes: usize,
+/// Generates `builtin`'s chunks in parallel, each made into a `T` by `make`
+/// on the thread that generated it, and hands them in chunk order to
+/// `consume` on this thread; returns the rows per chunk and what `consume`
+/// returned (the bytes written).
+fn in_order<T: Send>(
+    builtin: Builtin,
+    params: &GenParams,
+    make: impl Fn(usize, DataFrame) -> Result<T> + Sync,
+    consume: impl FnOnce(&mut InOrder<T>) -> Result<usize>,
+) -> Result<(synth::Generated<Vec<usize>>, usize)> {
+    // Room for two waves of chunks between the generators and the writer.
+    let (sender, receiver) = mpsc::sync_channel(2 * rayon::current_num_threads());
+    let mut parts = InOrder::new(receiver, synth::chunk_count(builtin, params));
+    let (generated, consumed) = std::thread::scope(|scope| {
+        let make = &make;
+        // Owns the sender, so the writer sees the end of the chunks.
+        let generating = scope.spawn(move || {
+            synth::generate_chunks(builtin, params, |index, chunk| {
+                let rows = chunk.height();
+                let part = make(index, chunk)?;
+                // A send fails only when the writer gave up; it reports why.
+                let _ = sender.send((index, part));
+                Ok(rows)
+            })
+        });
+        let consumed = consume(&mut parts);
+        // The writer may have stopped early: let the generators finish.
+        drop(parts);
+        let generated = generating
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (generated, consumed)
+    });
+    let generated = generated?;
+    Ok((generated, consumed?))
 }
 
-impl InOrder {
-    fn new(receiver: mpsc::Receiver<(usize, Vec<u8>)>, chunks: usize) -> Self {
+/// A Parquet file of the frames, encoded into a temporary file as they
+/// come, then put in the landing area.
+fn write_parquet(ctx: &Context, key: &str, frames: &mut InOrder<DataFrame>) -> Result<usize> {
+    let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
+    let out = Md5Writer::new(BufWriter::with_capacity(1 << 20, file));
+    let mut sink: Option<ParquetSink<_>> = None;
+    let mut out = Some(out);
+    for frame in frames {
+        let frame = frame?;
+        let sink = match &mut sink {
+            Some(sink) => sink,
+            None => sink.insert(ParquetSink::new(
+                frame.schema(),
+                out.take().expect("one sink"),
+            )?),
+        };
+        sink.push(frame)?;
+    }
+    let sink = sink.ok_or_else(|| anyhow!("the generator made no chunk"))?;
+    let (mut file, md5, bytes) = sink.finish()?.finish();
+    file.flush()?;
+    ctx.landing.put_file(key, &path, &md5)?;
+    Ok(bytes as usize)
+}
+
+/// Chunks, received in any order and yielded in chunk order.
+struct InOrder<T> {
+    receiver: mpsc::Receiver<(usize, T)>,
+    pending: BTreeMap<usize, T>,
+    next: usize,
+    chunks: usize,
+}
+
+impl<T> InOrder<T> {
+    fn new(receiver: mpsc::Receiver<(usize, T)>, chunks: usize) -> Self {
         Self {
             receiver,
             pending: BTreeMap::new(),
             next: 0,
             chunks,
-            bytes: 0,
         }
     }
 }
 
-impl Iterator for InOrder {
-    type Item = Result<Vec<u8>>;
+impl<T> Iterator for InOrder<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+    fn next(&mut self) -> Option<Result<T>> {
         while self.next < self.chunks {
             if let Some(part) = self.pending.remove(&self.next) {
                 self.next += 1;
-                self.bytes += part.len();
                 return Some(Ok(part));
             }
             match self.receiver.recv() {
