@@ -332,7 +332,7 @@ def main() -> None:
     parser.add_argument("--scale-factors", default="1,10,100")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-scale-factor", type=float, default=0, help="0: no memory stage")
-    parser.add_argument("--pandas-max-mb", type=int, default=2048, help="skip pandas on larger files")
+    parser.add_argument("--pandas-max-mb", type=int, default=512, help="skip pandas on larger files")
     parser.add_argument("--smoke", action="store_true", help="tiny data, one repetition")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()

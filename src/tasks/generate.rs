@@ -120,14 +120,19 @@ fn in_order<T: Send>(
     let mut parts = InOrder::new(receiver, synth::chunk_count(builtin, params));
     let (generated, consumed) = std::thread::scope(|scope| {
         let make = &make;
-        // Owns the sender, so the writer sees the end of the chunks.
+        // Owns the sender, so the writer sees the end of the chunks. The
+        // generators get a thread pool of their own: blocked on a full
+        // channel, they must not hold the threads the writer encodes on.
         let generating = scope.spawn(move || {
-            synth::generate_chunks(builtin, params, |index, chunk| {
-                let rows = chunk.height();
-                let part = make(index, chunk)?;
-                // A send fails only when the writer gave up; it reports why.
-                let _ = sender.send((index, part));
-                Ok(rows)
+            let pool = rayon::ThreadPoolBuilder::new().build()?;
+            pool.install(|| {
+                synth::generate_chunks(builtin, params, |index, chunk| {
+                    let rows = chunk.height();
+                    let part = make(index, chunk)?;
+                    // A send fails only when the writer gave up; it reports why.
+                    let _ = sender.send((index, part));
+                    Ok(rows)
+                })
             })
         });
         let consumed = consume(&mut parts);
@@ -207,5 +212,58 @@ impl<T> Iterator for InOrder<T> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    /// A writer that does parallel work on the global pool (as the Parquet
+    /// encoder does) after the generators have filled the channel still
+    /// gets every chunk, in order: the generators block on a pool of their own.
+    #[test]
+    fn a_writer_using_the_global_pool_is_never_starved_by_blocked_generators() {
+        let params = GenParams {
+            seed: 7,
+            ds: chrono::NaiveDate::from_ymd_opt(2025, 5, 25).unwrap(),
+            scale_factor: 8.0,
+            defect_rate: 0.0,
+        };
+        let chunks = synth::chunk_count(Builtin::WebsiteActivity, &params);
+        assert!(
+            chunks > 2 * rayon::current_num_threads() + 2,
+            "{chunks} chunks fill the channel"
+        );
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = in_order(
+                Builtin::WebsiteActivity,
+                &params,
+                |index, _| Ok(index),
+                |parts| {
+                    let parallel_work = || {
+                        let doubled: Vec<usize> = (0..64).into_par_iter().map(|i| i * 2).collect();
+                        assert_eq!(doubled.len(), 64);
+                    };
+                    // Let the generators fill the channel and block on it.
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    parallel_work();
+                    let mut order = Vec::new();
+                    for part in parts {
+                        parallel_work();
+                        order.push(part?);
+                    }
+                    assert_eq!(order, (0..order.len()).collect::<Vec<_>>());
+                    Ok(order.len())
+                },
+            );
+            let _ = done.send(outcome.map(|(_, n)| n));
+        });
+        let written = finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the writer and the generators deadlocked");
+        assert_eq!(written.unwrap(), chunks);
     }
 }
