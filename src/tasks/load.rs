@@ -52,6 +52,9 @@ pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
             (Status::Loaded, rows, replaced)
         }
     };
+    let mut clock = std::time::Instant::now();
+    wh.checkpoint()?;
+    metrics.lap("checkpoint", &mut clock);
     info!(%dataset, %ds, table, %status, rows, replaced, "loaded");
 
     metrics.status = status;

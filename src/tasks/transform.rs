@@ -96,6 +96,8 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
         }
     }
     metrics.lap("build", &mut phase);
+    build.wh.checkpoint()?;
+    metrics.lap("checkpoint", &mut phase);
 
     let details = build.details;
     let failed: Vec<&TestRun> = details

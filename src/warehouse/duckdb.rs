@@ -20,7 +20,9 @@ pub(super) struct DuckDbWarehouse {
 impl DuckDbWarehouse {
     /// DuckDB lets one process write a database file at a time: tasks
     /// running in parallel wait up to `lock_timeout_s` for the lock.
-    pub(super) fn open(path: &str, lock_timeout_s: u64) -> Result<Self> {
+    /// Its memory is capped at `memory_bytes` (it spills to a temp
+    /// directory beside the file beyond that).
+    pub(super) fn open(path: &str, lock_timeout_s: u64, memory_bytes: u64) -> Result<Self> {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -37,7 +39,13 @@ impl DuckDbWarehouse {
         let started = Instant::now();
         loop {
             match Connection::open(&path) {
-                Ok(conn) => return Ok(Self { conn }),
+                Ok(conn) => {
+                    let limit =
+                        format!("SET memory_limit = '{}MiB'", (memory_bytes >> 20).max(256));
+                    conn.execute_batch(&limit)
+                        .map_err(|e| open_error(&path, e))?;
+                    return Ok(Self { conn });
+                }
                 Err(e) if e.to_string().contains("lock") => {
                     if started.elapsed() >= Duration::from_secs(timeout) {
                         return Err(exit::transient(format!(
@@ -192,6 +200,10 @@ impl Warehouse for DuckDbWarehouse {
             table = raw_table(dataset),
             ds = date_literal(ds),
         ))
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        self.execute("CHECKPOINT")
     }
 
     fn adapt_setup(&self, statement: &str) -> Option<String> {

@@ -41,6 +41,11 @@ pub(crate) trait Warehouse {
     ) -> Result<()>;
     /// Whether a setup statement applies to this backend, and in what form.
     fn adapt_setup(&self, statement: &str) -> Option<String>;
+    /// Makes what the task wrote durable in the warehouse's own files now,
+    /// inside the task's time, rather than when the connection closes.
+    fn checkpoint(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How to reach the warehouse: everything `open` needs from the settings.
@@ -50,6 +55,8 @@ pub(crate) struct WarehouseSettings {
     pub lake_url: String,
     pub timeout_s: u64,
     pub duckdb_lock_timeout_s: u64,
+    /// What the embedded DuckDB may use: half the task's memory limit.
+    pub duckdb_memory_bytes: u64,
     pub snowflake: SnowflakeSettings,
 }
 
@@ -60,6 +67,7 @@ impl WarehouseSettings {
             lake_url: settings.lake_url.clone(),
             timeout_s: settings.limits.warehouse_timeout_s,
             duckdb_lock_timeout_s: settings.duckdb_lock_timeout_s,
+            duckdb_memory_bytes: settings.memory.limit_bytes / 2,
             snowflake: settings.snowflake.clone(),
         }
     }
@@ -74,6 +82,7 @@ pub(crate) fn open(settings: &WarehouseSettings) -> Result<Box<dyn Warehouse>> {
         Some(("duckdb", path)) if !path.is_empty() => Ok(Box::new(duckdb::DuckDbWarehouse::open(
             path,
             settings.duckdb_lock_timeout_s,
+            settings.duckdb_memory_bytes,
         )?)),
         Some(("snowflake", host)) => Ok(Box::new(snowflake::SnowflakeWarehouse::open(
             host, false, settings,
@@ -268,6 +277,7 @@ mod tests {
                 lake_url: "file://lake".into(),
                 timeout_s: 60,
                 duckdb_lock_timeout_s: 1,
+                duckdb_memory_bytes: 1 << 30,
                 snowflake: SnowflakeSettings::default(),
             };
             let err = open(&settings).err().unwrap();
