@@ -2,6 +2,7 @@
 //! that validate holds one batch of it at a time.
 
 use std::io::Read;
+use std::sync::mpsc;
 
 use anyhow::Result;
 use polars::prelude::*;
@@ -44,15 +45,48 @@ impl BatchPlan<'_> {
         }
     }
 
+    /// The next batch is read and parsed on a thread of its own while
+    /// `each` checks this one, so that parsing and checking overlap; one
+    /// parsed batch waits at most.
     fn text(
         &self,
         format: Format,
         each: &mut dyn FnMut(DataFrame, usize) -> Result<(), Rejection>,
     ) -> FileResult<()> {
-        let mut reader = self
-            .store
-            .open_read(self.key)?
-            .ok_or_else(|| self.vanished())?;
+        let (sender, receiver) = mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || self.parse_text(format, &mut |batch| sender.send(batch).is_ok()));
+            for batch in receiver {
+                let (frame, expected_rows) = match batch? {
+                    Ok(batch) => batch,
+                    Err(rejection) => return Ok(Err(rejection)),
+                };
+                if let Err(rejection) = each(frame, expected_rows) {
+                    return Ok(Err(rejection));
+                }
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    /// Reads and parses the batches of a text file in order, handing each
+    /// (or the error that ends the file) to `emit` until it returns false.
+    fn parse_text(
+        &self,
+        format: Format,
+        emit: &mut dyn FnMut(FileResult<(DataFrame, usize)>) -> bool,
+    ) {
+        let mut reader = match self.store.open_read(self.key) {
+            Ok(Some(reader)) => reader,
+            Ok(None) => {
+                emit(Err(self.vanished()));
+                return;
+            }
+            Err(e) => {
+                emit(Err(e));
+                return;
+            }
+        };
         let mut batcher = match self.only {
             Some(columns) => Batcher::new(format).only(columns),
             None => Batcher::new(format),
@@ -61,12 +95,14 @@ impl BatchPlan<'_> {
         let (mut want, mut done, mut expected_rows) = (self.batch_bytes, false, 0);
         while !done {
             let missing = want.saturating_sub(buffer.len());
-            let read = (&mut reader)
-                .take(missing as u64)
-                .read_to_end(&mut buffer)
-                .map_err(|e| {
-                    exit::transient(format!("reading {}: {e}", self.store.url(self.key)))
-                })?;
+            let read = match (&mut reader).take(missing as u64).read_to_end(&mut buffer) {
+                Ok(read) => read,
+                Err(e) => {
+                    let url = self.store.url(self.key);
+                    emit(Err(exit::transient(format!("reading {url}: {e}"))));
+                    return;
+                }
+            };
             done = read < missing;
             let end = match done {
                 true => buffer.len(),
@@ -78,10 +114,11 @@ impl BatchPlan<'_> {
             if end == 0 && !done {
                 // One record longer than a batch: read on until it ends.
                 if buffer.len() >= MAX_RECORD_BYTES {
-                    return Ok(Err(Rejection::unreadable(format!(
+                    emit(Ok(Err(Rejection::unreadable(format!(
                         "unreadable .{} file: a record is longer than {MAX_RECORD_BYTES} bytes",
                         format.extension()
-                    ))));
+                    )))));
+                    return;
                 }
                 want = buffer.len() * 2;
                 continue;
@@ -92,7 +129,10 @@ impl BatchPlan<'_> {
                     buffer.drain(..end);
                     continue;
                 }
-                Err(e) => return Ok(Err(Rejection::unreadable(e.to_string()))),
+                Err(e) => {
+                    emit(Ok(Err(Rejection::unreadable(e.to_string()))));
+                    return;
+                }
             };
             if expected_rows == 0 {
                 let per_byte = frame.height().max(1) as f64 / end as f64;
@@ -100,11 +140,10 @@ impl BatchPlan<'_> {
             }
             buffer.drain(..end);
             want = self.batch_bytes.max(buffer.len() * 2);
-            if let Err(rejection) = each(frame, expected_rows) {
-                return Ok(Err(rejection));
+            if !emit(Ok(Ok((frame, expected_rows)))) {
+                return;
             }
         }
-        Ok(Ok(()))
     }
 
     /// Parquet is read from its bytes (mapped when the store is local) a
