@@ -77,8 +77,9 @@ impl Memory {
     }
 
     /// Bytes of a raw file read and checked at a time: a batch takes about
-    /// eight times its size while it is checked and encoded, so a 32nd of
-    /// the limit leaves room for the key sets; more than 64 MiB gains
+    /// eight times its size while it is checked and encoded, and up to
+    /// three are in flight, so a 32nd of the limit leaves room for the key
+    /// sets; more than 64 MiB gains
     /// nothing (two cores are busy with one batch), and below 1 MiB the
     /// per-batch overhead dominates.
     pub(crate) fn batch_bytes(&self) -> usize {

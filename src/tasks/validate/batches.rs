@@ -1,5 +1,5 @@
 //! A raw file read from the landing area in batches of whole records, so
-//! that validate holds one batch of it at a time.
+//! that validate holds a few batches of it at a time, never the file.
 
 use std::io::Read;
 use std::sync::mpsc;

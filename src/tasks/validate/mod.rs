@@ -4,8 +4,8 @@
 //! Every row read ends up in exactly one slice. A file that cannot be read,
 //! has the wrong columns or too many invalid rows is rejected (exit 65) and
 //! quarantined whole. The file is read, checked and written a batch at a
-//! time (`batches`), so memory holds one batch and the keys that unique and
-//! foreign-key checks need, whatever the file's size. The checks and the
+//! time (`batches`), so memory holds a few batches and the keys that unique
+//! and foreign-key checks need, whatever the file's size. The checks and the
 //! split are `checks`; this module reads the inputs, writes the slices and
 //! records the outcome.
 
