@@ -5,16 +5,18 @@
 
 mod local;
 mod s3;
+mod staged;
 
 use anyhow::Result;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::digest::md5_hex_of;
+use crate::digest::Md5Writer;
 use crate::exit;
 use crate::settings::S3Tuning;
 pub(crate) use local::{LocalStore, write_file_atomically};
+pub(crate) use staged::{Staged, StagedFile};
 
 /// Bytes a file is read in when it is streamed to a store.
 const PART_BYTES: usize = 8 << 20;
@@ -59,6 +61,16 @@ pub(crate) trait ObjectStore: Send + Sync {
         Ok(self
             .get(key)?
             .map(|bytes| Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read + Send>))
+    }
+    /// Copies the object into `out` a buffer at a time; its size, or `None`
+    /// when it does not exist. A failure is transient (exit 75).
+    fn copy_to(&self, key: &str, out: &mut dyn Write) -> Result<Option<u64>> {
+        let Some(mut reader) = self.open_read(key)? else {
+            return Ok(None);
+        };
+        let copied = std::io::copy(&mut reader, out)
+            .map_err(|e| exit::transient(format!("copying {}: {e}", self.url(key))))?;
+        Ok(Some(copied))
     }
     /// At most the first `len` bytes of the object.
     fn get_prefix(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
@@ -108,10 +120,8 @@ pub(crate) trait ObjectStore: Send + Sync {
     }
     /// The object's hex MD5, hashed as it is read.
     fn streamed_md5(&self, key: &str) -> Result<Option<String>> {
-        match self.open_read(key)? {
-            Some(mut reader) => Ok(Some(md5_hex_of(&mut reader)?)),
-            None => Ok(None),
-        }
+        let mut hashed = Md5Writer::new(std::io::sink());
+        Ok(self.copy_to(key, &mut hashed)?.map(|_| hashed.finish().1))
     }
     /// The object's size in bytes, without reading it.
     fn size(&self, key: &str) -> Result<Option<u64>> {

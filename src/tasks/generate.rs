@@ -1,7 +1,6 @@
 //! `generate DATASET --ds D`: synthetic data to raw-data/ in the landing area.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -12,10 +11,10 @@ use tracing::info;
 use crate::catalog::Format;
 use crate::cli::GenerateArgs;
 use crate::context::{Context, Stage};
-use crate::digest::Md5Writer;
 use crate::exit;
 use crate::formats::{self, ParquetSink};
 use crate::metrics::{Details, GenerateDetails, Status, Task, TaskMetrics};
+use crate::storage::StagedFile;
 use crate::synth::{self, Builtin, GenParams};
 
 pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics> {
@@ -150,26 +149,17 @@ fn in_order<T: Send>(
 /// A Parquet file of the frames, encoded into a temporary file as they
 /// come, then put in the landing area.
 fn write_parquet(ctx: &Context, key: &str, frames: &mut InOrder<DataFrame>) -> Result<usize> {
-    let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
-    let out = Md5Writer::new(BufWriter::with_capacity(1 << 20, file));
-    let mut sink: Option<ParquetSink<_>> = None;
-    let mut out = Some(out);
+    let first = frames
+        .next()
+        .ok_or_else(|| anyhow!("the generator made no chunk"))??;
+    let mut sink = ParquetSink::new(first.schema(), StagedFile::new()?)?;
+    sink.push(first)?;
     for frame in frames {
-        let frame = frame?;
-        let sink = match &mut sink {
-            Some(sink) => sink,
-            None => sink.insert(ParquetSink::new(
-                frame.schema(),
-                out.take().expect("one sink"),
-            )?),
-        };
-        sink.push(frame)?;
+        sink.push(frame?)?;
     }
-    let sink = sink.ok_or_else(|| anyhow!("the generator made no chunk"))?;
-    let (mut file, md5, bytes) = sink.finish()?.finish();
-    file.flush()?;
-    ctx.landing.put_file(key, &path, &md5)?;
-    Ok(bytes as usize)
+    let file = sink.finish()?.finish()?;
+    file.put(ctx.landing.as_ref(), key)?;
+    Ok(file.bytes as usize)
 }
 
 /// Chunks, received in any order and yielded in chunk order.

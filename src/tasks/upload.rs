@@ -12,23 +12,21 @@
 //! in the lake and in the warehouse alike, and says so).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 
 use anyhow::Result;
 use polars::prelude::{ParquetReader, SerReader};
-use tempfile::TempPath;
 use tracing::{info, warn};
 
 use crate::catalog::Zone;
 use crate::cli::UploadArgs;
 use crate::context::Context;
-use crate::digest::Md5Writer;
 use crate::exit;
 use crate::metadata::FileRecord;
 use crate::metrics::{
     Details, ObjectStatus, PublishedObject, SliceContent, Slices, Status, Task, TaskMetrics,
     UploadDetails,
 };
+use crate::storage::{Staged, StagedFile};
 
 pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     let ctx = &*ctx;
@@ -47,7 +45,7 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     for zone in [Zone::Valid, Zone::Quarantine] {
         let key = dataset.object_key(zone, ds);
         let recorded = validated.as_ref().map(|slices| slices.get(zone));
-        let Some(slice) = Snapshot::take(ctx, &key)? else {
+        let Some(slice) = snapshot(ctx, &key)? else {
             match recorded {
                 // Validate wrote this slice, and it is gone from the landing
                 // area: publish nothing, remove nothing.
@@ -96,11 +94,11 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
         let status = if same {
             ObjectStatus::AlreadyUploaded
         } else {
-            ctx.lake.put_file(&key, &slice.path, &file.content_md5)?;
+            slice.put(ctx.lake.as_ref(), &key)?;
             changed += 1;
             ObjectStatus::Uploaded
         };
-        let rows = slice.parquet_rows();
+        let rows = parquet_rows(&slice);
         match zone {
             Zone::Valid => metrics.rows_out = rows,
             _ => metrics.invalid_rows = rows,
@@ -142,30 +140,17 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
 /// that what is compared, counted and published is one version of it
 /// (a re-validation may replace the slice meanwhile), and is streamed
 /// rather than held in memory.
-struct Snapshot {
-    path: TempPath,
-    md5: String,
-    bytes: u64,
+fn snapshot(ctx: &Context, key: &str) -> Result<Option<Staged>> {
+    let mut copy = StagedFile::new()?;
+    match ctx.landing.copy_to(key, &mut copy)? {
+        Some(_) => Ok(Some(copy.finish()?)),
+        None => Ok(None),
+    }
 }
 
-impl Snapshot {
-    fn take(ctx: &Context, key: &str) -> Result<Option<Self>> {
-        let Some(mut reader) = ctx.landing.open_read(key)? else {
-            return Ok(None);
-        };
-        let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
-        let mut out = Md5Writer::new(BufWriter::with_capacity(1 << 20, file));
-        std::io::copy(&mut reader, &mut out)
-            .map_err(|e| exit::transient(format!("reading {}: {e}", ctx.landing.url(key))))?;
-        let (mut file, md5, bytes) = out.finish();
-        file.flush()?;
-        Ok(Some(Self { path, md5, bytes }))
-    }
-
-    /// Row count from the Parquet footer; 0 for a slice that is not Parquet.
-    fn parquet_rows(&self) -> u64 {
-        (File::open(&self.path).ok())
-            .and_then(|file| ParquetReader::new(file).num_rows().ok())
-            .map_or(0, |n| n as u64)
-    }
+/// Row count from the Parquet footer; 0 for a slice that is not Parquet.
+fn parquet_rows(slice: &Staged) -> u64 {
+    (File::open(&slice.path).ok())
+        .and_then(|file| ParquetReader::new(file).num_rows().ok())
+        .map_or(0, |n| n as u64)
 }

@@ -183,12 +183,9 @@ impl Warehouse for DuckDbWarehouse {
         let (path, _download) = match lake.local_path(key) {
             Some(path) => (path, None),
             None => {
-                let mut reader = lake
-                    .open_read(key)?
-                    .ok_or_else(|| exit::nothing_to_do(format!("{} is gone", lake.url(key))))?;
                 let mut file = tempfile::Builder::new().suffix(".parquet").tempfile()?;
-                std::io::copy(&mut reader, &mut file)
-                    .map_err(|e| exit::transient(format!("reading {}: {e}", lake.url(key))))?;
+                lake.copy_to(key, &mut file)?
+                    .ok_or_else(|| exit::nothing_to_do(format!("{} is gone", lake.url(key))))?;
                 (file.path().to_path_buf(), Some(file))
             }
         };

@@ -13,7 +13,6 @@ mod batches;
 mod quarantine;
 mod slices;
 
-use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -175,17 +174,12 @@ impl Input {
         let raw = (self.dataset, &self.raw_key);
         let references = self.references.iter().map(|(d, key, _)| (*d, key));
         for (name, key) in std::iter::once(raw).chain(references) {
-            let hash = match ctx.landing.open_read(key)? {
-                Some(mut reader) => xxh3_of(&mut reader).map_err(|e| {
-                    exit::transient(format!("reading {}: {e}", ctx.landing.url(key)))
-                })?,
-                None => {
-                    return Err(exit::transient(format!(
-                        "{} vanished",
-                        ctx.landing.url(key)
-                    )));
-                }
-            };
+            let mut hashed = Xxh3Writer(Xxh3::new());
+            if ctx.landing.copy_to(key, &mut hashed)?.is_none() {
+                let url = ctx.landing.url(key);
+                return Err(exit::transient(format!("{url} vanished")));
+            }
+            let hash = hashed.0.digest128();
             fingerprint.push_str(&format!(" {name}=xxh3:{hash:032x}"));
         }
         Ok(fingerprint)
@@ -204,14 +198,17 @@ impl Input {
     }
 }
 
-fn xxh3_of(reader: &mut dyn Read) -> std::io::Result<u128> {
-    let mut hasher = Xxh3::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        match reader.read(&mut buffer)? {
-            0 => return Ok(hasher.digest128()),
-            n => hasher.update(&buffer[..n]),
-        }
+/// Hashes what is written to it.
+struct Xxh3Writer(Xxh3);
+
+impl std::io::Write for Xxh3Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1,68 +1,42 @@
 //! The slices validate leaves in the landing area for a ds, written and
 //! checked against their record in stage_log (`metrics::Slices`).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-
 use anyhow::Result;
 use chrono::NaiveDate;
 use polars::prelude::{DataFrame, Schema};
-use tempfile::TempPath;
 
 use crate::catalog::{Dataset, Zone};
 use crate::context::Context;
-use crate::digest::Md5Writer;
 use crate::formats::ParquetSink;
 use crate::metrics::{SliceRecord, Slices, TaskMetrics};
-use crate::storage::ObjectStore;
+use crate::storage::{ObjectStore, Staged, StagedFile};
 
 /// A slice's Parquet written to a temporary file as batches are checked,
 /// hashed as it is written, so that nothing holds it whole.
-pub(super) struct SliceFile {
-    sink: ParquetSink<Md5Writer<BufWriter<File>>>,
-    path: TempPath,
-}
-
-/// A slice written to its end, waiting to be put in the landing area.
-pub(super) struct FinishedSlice {
-    path: TempPath,
-    md5: String,
-    bytes: u64,
-}
+pub(super) struct SliceFile(ParquetSink<StagedFile>);
 
 impl SliceFile {
     pub(super) fn new(schema: &Schema) -> Result<Self> {
-        let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
-        let out = Md5Writer::new(BufWriter::with_capacity(1 << 20, file));
-        Ok(Self {
-            sink: ParquetSink::new(schema, out)?,
-            path,
-        })
+        Ok(Self(ParquetSink::new(schema, StagedFile::new()?)?))
     }
 
     /// A slice of one frame's rows, finished.
-    pub(super) fn of(frame: &DataFrame) -> Result<FinishedSlice> {
+    pub(super) fn of(frame: &DataFrame) -> Result<Staged> {
         let mut slice = Self::new(frame.schema())?;
         slice.push(frame.clone())?;
         slice.finish()
     }
 
     pub(super) fn push(&mut self, rows: DataFrame) -> Result<()> {
-        self.sink.push(rows)
+        self.0.push(rows)
     }
 
     pub(super) fn rows(&self) -> u64 {
-        self.sink.rows()
+        self.0.rows()
     }
 
-    pub(super) fn finish(self) -> Result<FinishedSlice> {
-        let (mut out, md5, bytes) = self.sink.finish()?.finish();
-        out.flush()?;
-        Ok(FinishedSlice {
-            path: self.path,
-            md5,
-            bytes,
-        })
+    pub(super) fn finish(self) -> Result<Staged> {
+        self.0.finish()?.finish()
     }
 }
 
@@ -95,8 +69,8 @@ pub(super) fn write(
     metrics: &mut TaskMetrics,
     dataset: Dataset,
     ds: NaiveDate,
-    valid: Option<FinishedSlice>,
-    quarantine: Option<FinishedSlice>,
+    valid: Option<Staged>,
+    quarantine: Option<Staged>,
 ) -> Result<Slices> {
     let mut slices = Slices::default();
     for (zone, name, parquet) in [
@@ -106,7 +80,7 @@ pub(super) fn write(
         let key = dataset.object_key(zone, ds);
         let record = match parquet {
             Some(slice) => {
-                ctx.landing.put_file(&key, &slice.path, &slice.md5)?;
+                slice.put(ctx.landing.as_ref(), &key)?;
                 metrics.outputs.insert(name.into(), ctx.landing.url(&key));
                 Some(SliceRecord {
                     key,
