@@ -3,7 +3,7 @@
 # Airflow task is `marketing-pipeline <task> ...` in a pod of this image.
 #
 #   docker build -t marketing-pipeline .
-#   docker run --rm --read-only -v "$PWD/data:/work/data" marketing-pipeline run --ds 2025-05-25
+#   docker run --rm --read-only --tmpfs /tmp -v "$PWD/data:/work/data" marketing-pipeline run --ds 2025-05-25
 
 # Build: the same release build as `cargo build --release --locked` (README).
 FROM rust:1.95-slim-bookworm AS build
@@ -36,6 +36,7 @@ ENV PIPELINE_LANDING_URL=file:///work/data/landing \
     PIPELINE_METADATA_URL=sqlite:///work/data/metadata.db \
     PIPELINE_WAREHOUSE_URL=duckdb:///work/data/warehouse.duckdb \
     TMPDIR=/tmp
-USER nonroot
+# distroless's nonroot, by number: Kubernetes' runAsNonRoot can verify only a numeric user.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/marketing-pipeline"]
 CMD ["--help"]

@@ -85,8 +85,11 @@ impl ExitCode {
     pub fn airflow(self) -> AirflowAction {
         match self {
             ExitCode::Success => AirflowAction::Success,
-            ExitCode::Bug | ExitCode::Transient => AirflowAction::Retry,
-            ExitCode::Usage | ExitCode::DataRejected | ExitCode::Config => AirflowAction::Fail,
+            // A bug fails the same way on every try: retrying only delays the alert.
+            ExitCode::Transient => AirflowAction::Retry,
+            ExitCode::Bug | ExitCode::Usage | ExitCode::DataRejected | ExitCode::Config => {
+                AirflowAction::Fail
+            }
             ExitCode::NothingToDo => AirflowAction::Skip,
         }
     }

@@ -2,8 +2,12 @@
 //! I/O and depends on nothing outside the core, and no two top-level
 //! modules depend on each other, directly or around a cycle.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use common::rust_files;
 
 /// The I/O-free core: catalogue, synthesis, checks and the split, formats.
 const CORE: &[&str] = &[
@@ -64,19 +68,6 @@ fn crate_paths(code: &str) -> Vec<String> {
         }
     }
     names
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

@@ -280,3 +280,51 @@ fn six_loads_in_parallel_wait_for_the_duckdb_lock() {
     }
     assert_eq!(p.count("SELECT COUNT(*) FROM RAW.LOAD_LOG"), 6);
 }
+
+/// A failing data test alerts like a failing check: its pattern is new to the
+/// Airflow run that first sees it (and to that run's retry), and known to any
+/// later run of the ds.
+#[test]
+fn a_failing_data_test_is_a_new_failure_pattern_once() {
+    let p = Pipeline::new();
+    p.ok(&["run", "--ds", DS], 0);
+    p.sql("INSERT INTO MART.MART_CONTACTS SELECT * FROM MART.MART_CONTACTS LIMIT 1");
+    let transform_in = |run_id: &str| -> Value {
+        let out = p
+            .command(&["transform", "--ds", DS])
+            .env("AIRFLOW_CTX_DAG_RUN_ID", run_id)
+            .output()
+            .unwrap();
+        let run = common::finish(out);
+        assert_eq!(run.code, 65, "{}", run.stderr);
+        run.metrics
+    };
+    let first = transform_in("run-1");
+    assert_eq!(first["has_failure_delta"], true, "{first}");
+    let failing: Vec<&Value> = first["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "fail")
+        .collect();
+    let [test] = failing.as_slice() else {
+        panic!("one failing test: {first}")
+    };
+    assert_eq!(
+        first["new_signatures"],
+        serde_json::json!([test["signature"]])
+    );
+    assert!(
+        first["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "pass")
+            .all(|t| t.get("signature").is_none())
+    );
+    let retry = transform_in("run-1");
+    assert_eq!(retry["new_signatures"], first["new_signatures"], "{retry}");
+    let later = transform_in("run-2");
+    assert_eq!(later["has_failure_delta"], false, "{later}");
+    assert!(later.get("new_signatures").is_none(), "{later}");
+}

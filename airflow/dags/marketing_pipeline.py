@@ -13,8 +13,22 @@ check_validation (branch on the validate metrics)
   every dataset validated or quarantined -> validation_passed -> upload -> load -> transform
   any dataset rejected or missing         -> validation_rejected -> end (fails the run)
 report:    after transform, whatever happened before it -> end
-dq_alert:  alerts once per new failure pattern (has_failure_delta) in any validate metrics
+dq_alert:  after the report, whatever happened before it: alerts once per new failure pattern
+           (has_failure_delta) in the validate metrics and in transform's data tests
 ```
+
+**The day a run processes** (`--ds`): the day of its data interval. The schedule is
+`CronDataIntervalTimetable` at midnight UTC on Airflow 3 and 2.10 alike, so the run after
+midnight processes the day that just ended. A run triggered with a logical date processes that
+date; one triggered without (Airflow 3) the day before it was triggered.
+
+**Timeouts**: every task has an `execution_timeout` (and its pod an `active_deadline_seconds`),
+a run a `dagrun_timeout`, and on Airflow 3.1+ a deadline alert when it is late; all settings.
+
+**Assets**: upload updates `marketing_pipeline.lake.<dataset>`, load
+`marketing_pipeline.raw.<dataset>`, transform `marketing_pipeline.marts`; each event's `extra`
+holds the task's metrics. Downstream DAGs schedule on them. The tasks report their inputs and
+outputs to OpenLineage when its provider is installed.
 
 **Data-quality report**: `report` writes the ds's HTML report to the lake
 (`reports/ds=<ds>/index.html`) at the end of every run, also when a file was rejected or a
@@ -29,20 +43,20 @@ Slack, alert file).
 
 **Runner** (`PIPELINE_RUNNER`): `local` runs the binary (`PIPELINE_BINARY`) on the
 worker with credentials from the `aws_default` / `snowflake_default` Connections;
-`kubernetes` runs each task in a pod of `PIPELINE_IMAGE`, with settings from the
-ConfigMap `PIPELINE_CONFIGMAP` and credentials from the Secret `PIPELINE_SECRET`.
-
-**Params**: `scale_factor` (SCALE_FACTOR) and `defect_rate` (PIPELINE_DEFECT_RATE).
+`kubernetes`, `eks` and `gke` run each task in a pod of `PIPELINE_IMAGE`, with settings
+from the ConfigMap `PIPELINE_CONFIGMAP` and credentials from the Secret `PIPELINE_SECRET`.
 """
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 
-from marketing_pipeline_tasks.alerts import on_task_failure
-from marketing_pipeline_tasks.compat import DAG, EXPONENTIAL_BACKOFF, Param, TaskGroup
+from marketing_pipeline_tasks.alerts import dag_deadline, on_task_failure
+from marketing_pipeline_tasks.compat import DAG, EXPONENTIAL_BACKOFF, TaskGroup
 from marketing_pipeline_tasks.interface import describe_md, interface
+from marketing_pipeline_tasks.params import PARAMS
 from marketing_pipeline_tasks.report import REPORT_TASK, ReportLink
+from marketing_pipeline_tasks.schedule import MACROS, timetable
 from marketing_pipeline_tasks.settings import DATASETS, GENERATE_UPSTREAM, Settings
 from marketing_pipeline_tasks.tasks import pipeline_task
 from marketing_pipeline_tasks.validation import (
@@ -54,32 +68,31 @@ from marketing_pipeline_tasks.validation import (
 )
 
 settings = Settings.from_env()
+# Airflow 3.1+ only; None elsewhere, and then not passed (2.10 has no such argument).
+deadline = dag_deadline(settings)
 
 with DAG(
     dag_id="marketing_pipeline",
     description="Generate, validate, publish, load and transform the marketing data",
     doc_md=__doc__ + "\n" + describe_md(interface()),
-    schedule="@daily",
+    schedule=timetable(),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=settings.dagrun_timeout,
     tags=["marketing", "elt"],
-    params={
-        "scale_factor": Param(
-            1, type="number", exclusiveMinimum=0, maximum=10000, description="SCALE_FACTOR"
-        ),
-        "defect_rate": Param(
-            0.01, type="number", minimum=0, maximum=1, description="PIPELINE_DEFECT_RATE"
-        ),
-    },
+    params=PARAMS,
+    user_defined_macros=MACROS,
     default_args={
         "owner": "data-engineering",
         "retries": settings.retries,
         "retry_delay": settings.retry_delay,
         "retry_exponential_backoff": EXPONENTIAL_BACKOFF,  # the delay doubles
         "max_retry_delay": settings.max_retry_delay,
+        "execution_timeout": settings.task_timeout,
         "on_failure_callback": on_task_failure,
     },
+    **({"deadline": deadline} if deadline else {}),
 ) as dag:
     with TaskGroup("generate"):
         generate = {dataset: pipeline_task(settings, "generate", dataset) for dataset in DATASETS}
@@ -123,4 +136,5 @@ with DAG(
         validation_passed >> upload[dataset] >> load[dataset] >> transform
     transform >> report
     [report, validation_rejected, validate_group] >> end
-    validate_group >> alert >> end
+    # After the report, so that the alert links the published page.
+    [validate_group, report] >> alert >> end

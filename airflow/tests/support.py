@@ -21,16 +21,21 @@ PIPELINE_TASK_IDS = [
 ] + [task.name for task in INTERFACE.tasks if not task.per_dataset and task.name not in NOT_IN_DAG]
 
 
-def parse_dags(monkeypatch, **env):
-    """A DagBag of the DAGs folder, parsed as Airflow does under the given environment."""
+def parse_dags_folder():
+    """A DagBag of the DAGs folder, parsed as Airflow does under the current environment."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2.x
         from airflow.models.dagbag import DagBag
 
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def parse_dags(monkeypatch, **env):
+    """A DagBag of the DAGs folder, parsed as Airflow does under the given environment."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return DagBag(dag_folder=str(DAGS_FOLDER))
+    return parse_dags_folder()
 
 
 def load_dag(monkeypatch, **env):

@@ -14,6 +14,7 @@ from marketing_pipeline_tasks.compat import EXPONENTIAL_BACKOFF
 from marketing_pipeline_tasks.interface import FACT, InterfaceError
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
 from marketing_pipeline_tasks.report import REPORT_TASK, ReportLink
+from marketing_pipeline_tasks.schedule import DS_TEMPLATE
 from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS, Settings
 from marketing_pipeline_tasks.tasks import pipeline_task
 from support import DAGS_FOLDER, INTERFACE, NOT_IN_DAG, PIPELINE_TASK_IDS, load_dag, parse_dags
@@ -80,7 +81,7 @@ def test_local_runner_tasks_run_the_binary_with_the_ds_and_params(local_dag):
         task = local_dag.get_task(task_id)
         assert isinstance(task, PipelineBinaryOperator)
         assert task.binary == INTERFACE.binary  # on PATH
-        assert task.arguments == [*task_id.split("."), "--ds", "{{ ds }}"]
+        assert task.arguments == [*task_id.split("."), "--ds", DS_TEMPLATE]
         assert task.env == {
             "SCALE_FACTOR": "{{ params.scale_factor }}",
             "PIPELINE_DEFECT_RATE": "{{ params.defect_rate }}",
@@ -165,14 +166,14 @@ def test_branch_goes_to_plain_gates_and_both_paths_reach_end(local_dag):
 
 
 @pytest.mark.parametrize("runner", ["local", "kubernetes"])
-def test_report_runs_last_whatever_happened_before_it_and_links_the_page(monkeypatch, runner):
+def test_report_runs_after_transform_whatever_happened_and_links_the_page(monkeypatch, runner):
     dag = load_dag(monkeypatch, PIPELINE_RUNNER=runner)
     report = dag.get_task(REPORT_TASK)
     # all_done after transform: after the branch, so after every validate task, and also
     # when transform is skipped (a rejected file) or upstream_failed (a crash).
     assert report.trigger_rule == "all_done"
     assert report.upstream_task_ids == {"transform"}
-    assert report.downstream_task_ids == {"end"}
+    assert report.downstream_task_ids == {"dq_alert", "end"}
     assert report.get_flat_relative_ids(upstream=True) >= {f"validate.{d}" for d in DATASETS}
     assert [type(link) for link in report.operator_extra_links] == [ReportLink]
     # Only the report task has the link; the runners' classes are unchanged.
@@ -196,45 +197,68 @@ def test_the_report_link_is_serialized_with_the_dag(local_dag):
     assert report["_operator_extra_links"] == {"Data-quality report": "_link_ReportLink"}
 
 
-def test_dq_alert_and_end_run_whatever_validation_did(local_dag):
+def test_dq_alert_and_end_run_whatever_validation_and_transform_did(local_dag):
     alert = local_dag.get_task("dq_alert")
     assert alert.trigger_rule == "all_done"
-    assert alert.upstream_task_ids == {f"validate.{d}" for d in DATASETS}
+    assert alert.upstream_task_ids == {f"validate.{d}" for d in DATASETS} | {REPORT_TASK}
     end = local_dag.get_task("end")
     assert end.trigger_rule == "none_failed_min_one_success"
     assert end.downstream_task_ids == set()
 
 
-def test_retries_backoff_and_failure_callback_on_every_task(local_dag):
+def test_retries_backoff_timeout_and_failure_callback_on_every_task(local_dag):
     for task in local_dag.tasks:
         assert task.retries == 3
         assert task.retry_delay == timedelta(minutes=5)
         assert task.retry_exponential_backoff == EXPONENTIAL_BACKOFF
         assert task.max_retry_delay == timedelta(hours=1)
+        assert task.execution_timeout == timedelta(hours=2)
         callbacks = task.on_failure_callback
         assert on_task_failure in (callbacks if isinstance(callbacks, list) else [callbacks])
 
 
-def test_retry_settings_are_overridable_by_environment(monkeypatch):
+def test_retry_and_timeout_settings_are_overridable_by_environment(monkeypatch):
     dag = load_dag(
         monkeypatch,
         PIPELINE_DAG_RETRIES="1",
         PIPELINE_DAG_RETRY_DELAY_S="0.5",
         PIPELINE_DAG_MAX_RETRY_DELAY_S="2",
+        PIPELINE_TASK_TIMEOUT_S="60",
+        PIPELINE_DAGRUN_TIMEOUT_S="600",
     )
     task = dag.get_task("validate.contacts")
     assert task.retries == 1
     assert task.retry_delay == timedelta(seconds=0.5)
     assert task.max_retry_delay == timedelta(seconds=2)
+    assert task.execution_timeout == timedelta(seconds=60)
+    assert dag.dagrun_timeout == timedelta(seconds=600)
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("PIPELINE_TASK_TIMEOUT_S", "soon", "PIPELINE_TASK_TIMEOUT_S must be a number of seconds"),
+        ("PIPELINE_DAGRUN_TIMEOUT_S", "-1", "PIPELINE_DAGRUN_TIMEOUT_S must not be negative"),
+        ("PIPELINE_TASK_TIMEOUT_S", "0", "PIPELINE_TASK_TIMEOUT_S must be at least 1 second"),
+        ("PIPELINE_K8S_IN_CLUSTER", "yes", "PIPELINE_K8S_IN_CLUSTER must be true or false"),
+    ],
+)
+def test_a_bad_setting_is_an_import_error_naming_it(monkeypatch, name, value, error):
+    dagbag = parse_dags(monkeypatch, **{name: value})
+    [message] = dagbag.import_errors.values()
+    assert error in message
 
 
 def test_schedule_params_and_docs(local_dag):
     assert local_dag.catchup is False
     assert local_dag.max_active_runs == 1
-    schedule = getattr(local_dag, "schedule", None) or local_dag.schedule_interval  # Airflow 3, 2
-    assert schedule == "@daily"
+    assert local_dag.dagrun_timeout == timedelta(hours=12)
+    assert type(local_dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert local_dag.params["scale_factor"] == 1
     assert local_dag.params["defect_rate"] == 0.01
+    for name in ("scale_factor", "defect_rate"):
+        param = local_dag.params.get_param(name)
+        assert param.schema["title"] and len(param.description) > 60, name
     assert "validation_rejected" in local_dag.doc_md
     assert "Data-quality report" in local_dag.doc_md
 

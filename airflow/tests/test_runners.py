@@ -1,9 +1,13 @@
-"""The two runners: exit-code mapping, the local subprocess runner, the pod runner."""
+"""The runners: exit-code mapping, the local subprocess runner, the pod runners (kubernetes,
+eks, gke): their pods, checked against the "restricted" Pod Security Standard."""
 
 import base64
+import importlib.util
 import json
 import textwrap
+from types import SimpleNamespace
 
+import pendulum
 import pytest
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import models as k8s
@@ -17,9 +21,11 @@ from marketing_pipeline_tasks.connections import credentials_env
 from marketing_pipeline_tasks.exit_codes import BUG, CONFIG, OK, raise_for_exit_code
 from marketing_pipeline_tasks.interface import AIRFLOW_OUTCOMES, FAIL, RETRY, SKIP, SUCCESS
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator, parse_metrics
-from marketing_pipeline_tasks.pod_runner import XCOM_FILE, PipelinePodOperator
+from marketing_pipeline_tasks.pod_runner import XCOM_FILE, PipelinePodMixin, operator_class
+from marketing_pipeline_tasks.schedule import DS_TEMPLATE
 from marketing_pipeline_tasks.settings import DATASETS
-from support import INTERFACE, PIPELINE_TASK_IDS, FakeTaskInstance
+from pod_security import restricted_violations
+from support import INTERFACE, PIPELINE_TASK_IDS, FakeTaskInstance, load_dag
 
 # What the interface's `airflow` field means: the exception the task raises.
 EXCEPTIONS = {SKIP: AirflowSkipException, FAIL: AirflowFailException, RETRY: AirflowException}
@@ -236,14 +242,14 @@ class StubKubernetesHook:
 
 @pytest.fixture
 def stub_hook(monkeypatch):
-    monkeypatch.setattr(PipelinePodOperator, "hook", StubKubernetesHook())
+    monkeypatch.setattr(operator_class("kubernetes"), "hook", StubKubernetesHook())
 
 
 def render_and_build_pod(dag, task_id):
     task = dag.get_task(task_id)
     ti = FakeTaskInstance(task_id=task_id)
     context = {
-        "ds": "2025-05-25",
+        "dag_run": SimpleNamespace(logical_date=pendulum.datetime(2025, 5, 25, tz="UTC")),
         "run_id": ti.run_id,
         "params": {"scale_factor": 2, "defect_rate": 0},
         "dag": dag,
@@ -258,13 +264,38 @@ def test_every_pipeline_task_is_a_pod_in_production(kubernetes_dag):
     pod_tasks = [t for t in kubernetes_dag.tasks if isinstance(t, KubernetesPodOperator)]
     assert sorted(task.task_id for task in pod_tasks) == sorted(PIPELINE_TASK_IDS)
     for task in pod_tasks:
-        assert isinstance(task, PipelinePodOperator)
+        assert isinstance(task, PipelinePodMixin)
         assert task.image == "registry/mp:1.2.3"
         assert task.cmds == [INTERFACE.binary]
-        assert task.arguments == [*task.task_id.split("."), "--ds", "{{ ds }}"]
+        assert task.arguments == [*task.task_id.split("."), "--ds", DS_TEMPLATE]
         assert task.do_xcom_push is True
         assert task.namespace == "marketing-pipeline"
         assert task.service_account_name == "marketing-pipeline"
+        # The provider's own features, not overrides.
+        assert task.skip_on_exit_code == [99]
+        assert task.log_events_on_failure is True
+        assert task.startup_timeout_seconds == 600
+        assert task.active_deadline_seconds == 7200
+
+
+def pod_spec_dict(pod: k8s.V1Pod) -> dict:
+    """The pod spec as the Kubernetes API receives it (camelCase JSON)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(pod)["spec"]
+
+
+def test_every_pod_passes_the_restricted_pod_security_standard(kubernetes_dag, stub_hook):
+    for task_id in PIPELINE_TASK_IDS:
+        pod = render_and_build_pod(kubernetes_dag, task_id)
+        assert restricted_violations(pod_spec_dict(pod)) == [], task_id
+        # The binary may write only its temp dir and working dir, both emptyDirs.
+        base = pod.spec.containers[0]
+        mounts = {m.mount_path: m.name for m in base.volume_mounts}
+        empty_dirs = {v.name for v in pod.spec.volumes if v.empty_dir is not None}
+        assert {mounts["/tmp"], mounts["/work"]} <= empty_dirs
+        assert base.security_context.read_only_root_filesystem is True
+        assert pod.spec.active_deadline_seconds == 7200
 
 
 def test_pod_spec_of_a_task(kubernetes_dag, stub_hook):
@@ -305,8 +336,6 @@ def test_pod_spec_of_a_task(kubernetes_dag, stub_hook):
 
 
 def test_pod_settings_come_from_the_environment(monkeypatch, stub_hook):
-    from support import load_dag
-
     dag = load_dag(
         monkeypatch,
         PIPELINE_RUNNER="kubernetes",
@@ -317,7 +346,14 @@ def test_pod_settings_come_from_the_environment(monkeypatch, stub_hook):
         PIPELINE_POD_CPU="250m",
         PIPELINE_POD_MEMORY="512Mi",
         PIPELINE_POD_MEMORY_LIMIT="1Gi",
+        PIPELINE_POD_STARTUP_TIMEOUT_S="900",
+        PIPELINE_TASK_TIMEOUT_S="1800",
+        PIPELINE_K8S_CONN_ID="prod_cluster",
+        PIPELINE_K8S_CONFIG_FILE="/secrets/kubeconfig",
+        PIPELINE_K8S_CLUSTER_CONTEXT="prod",
+        PIPELINE_K8S_IN_CLUSTER="false",
     )
+    task = dag.get_task("transform")
     pod = render_and_build_pod(dag, "transform")
     container = pod.spec.containers[0]
     assert pod.metadata.namespace == "data"
@@ -327,6 +363,70 @@ def test_pod_settings_come_from_the_environment(monkeypatch, stub_hook):
     assert [ref.name for ref in refs] == ["mp-settings", "mp-credentials"]
     assert container.resources.requests == {"cpu": "250m", "memory": "512Mi"}
     assert container.resources.limits == {"memory": "1Gi"}
+    assert task.startup_timeout_seconds == 900
+    assert pod.spec.active_deadline_seconds == 1800
+    assert task.execution_timeout.total_seconds() == 1800
+    assert task.kubernetes_conn_id == "prod_cluster"
+    assert task.config_file == "/secrets/kubeconfig"
+    assert task.cluster_context == "prod"
+    assert task.in_cluster is False
+
+
+@pytest.mark.parametrize(
+    "runner, settings, provider_class, cluster",
+    [
+        (
+            "eks",
+            {"PIPELINE_EKS_CLUSTER": "data", "PIPELINE_EKS_REGION": "eu-west-1"},
+            "EksPodOperator",
+            {"cluster_name": "data", "region": "eu-west-1", "aws_conn_id": "aws_default"},
+        ),
+        pytest.param(
+            "gke",
+            {
+                "PIPELINE_GKE_CLUSTER": "data",
+                "PIPELINE_GKE_LOCATION": "europe-west1",
+                "PIPELINE_GKE_PROJECT": "acme-data",
+            },
+            "GKEStartPodOperator",
+            {
+                "cluster_name": "data",
+                "location": "europe-west1",
+                "project_id": "acme-data",
+                "gcp_conn_id": "google_cloud_default",
+            },
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("airflow.providers.google") is None,
+                reason="the google provider is not installed (the Airflow 2.10 venv lacks it)",
+            ),
+        ),
+    ],
+)
+def test_managed_cluster_runners_use_the_providers_operators_with_the_same_mapping(
+    monkeypatch, runner, settings, provider_class, cluster
+):
+    dag = load_dag(monkeypatch, PIPELINE_RUNNER=runner, **settings)
+    for task_id in PIPELINE_TASK_IDS:
+        task = dag.get_task(task_id)
+        assert provider_class in [base.__name__ for base in type(task).__mro__]
+        assert isinstance(task, PipelinePodMixin)
+        assert {name: getattr(task, name) for name in cluster} == cluster
+    ti = FakeTaskInstance()
+    with pytest.raises(AirflowFailException):
+        clean_up_finished_pod(monkeypatch, dag, INTERFACE.exit_code("data_rejected").code, {}, ti)
+
+
+@pytest.mark.parametrize(
+    "runner, missing", [("eks", "PIPELINE_EKS_CLUSTER"), ("gke", "PIPELINE_GKE_PROJECT")]
+)
+def test_a_managed_cluster_runner_without_its_cluster_is_an_import_error(
+    monkeypatch, runner, missing
+):
+    from support import parse_dags
+
+    dagbag = parse_dags(monkeypatch, PIPELINE_RUNNER=runner)
+    [error] = dagbag.import_errors.values()
+    assert f"PIPELINE_RUNNER={runner} needs" in error and missing in error
 
 
 def finished_pod(exit_code):
@@ -347,11 +447,24 @@ def finished_pod(exit_code):
     )
 
 
+class RecordingPodManager:
+    """Records the pods the operator deletes, with no cluster."""
+
+    def __init__(self):
+        self.deleted = []
+
+    def delete_pod(self, pod):
+        self.deleted.append(pod.metadata.name)
+
+
 def clean_up_finished_pod(monkeypatch, dag, exit_code, metrics, ti):
     """Run KubernetesPodOperator's completion handling on a pod whose binary exited so."""
     task = dag.get_task(f"validate.{DATASETS[0]}")
     for cluster_call in ("is_istio_enabled", "patch_already_checked", "process_pod_deletion"):
         monkeypatch.setattr(task, cluster_call, lambda *args, **kwargs: False)
+    # What log_events_on_failure reads from the cluster: nothing here.
+    for cluster_read in ("_read_pod_container_states", "_read_pod_events"):
+        monkeypatch.setattr(task, cluster_read, lambda *args, **kwargs: None)
     pod = finished_pod(exit_code)
     task.cleanup(pod=pod, remote_pod=pod, xcom_result=metrics, context={"ti": ti})
 
@@ -364,7 +477,10 @@ def test_pod_runner_succeeds_on_exit_code_zero(monkeypatch, kubernetes_dag):
     assert ti.pushed == {}  # KubernetesPodOperator returns the XCom; Airflow pushes it
 
 
-@pytest.mark.parametrize("exit_code, exception", EXIT_CODE_OUTCOMES.items())
+@pytest.mark.parametrize(
+    "exit_code, exception",
+    [(code, e) for code, e in EXIT_CODE_OUTCOMES.items() if e is not AirflowSkipException],
+)
 def test_pod_runner_maps_the_container_exit_code(monkeypatch, kubernetes_dag, exit_code, exception):
     metrics = {"status": REJECTED, "error": "wrong columns"}
     ti = FakeTaskInstance()
@@ -374,3 +490,24 @@ def test_pod_runner_maps_the_container_exit_code(monkeypatch, kubernetes_dag, ex
     assert raised.value.exit_code == exit_code
     assert "wrong columns" in str(raised.value)
     assert ti.pushed == {"return_value": metrics}
+
+
+def test_the_provider_skips_a_pod_that_exits_with_the_skip_code(monkeypatch, kubernetes_dag):
+    [skip_code] = [code for code, e in EXIT_CODE_OUTCOMES.items() if e is AirflowSkipException]
+    ti = FakeTaskInstance()
+    with pytest.raises(AirflowSkipException, match=f"exit code {skip_code}"):
+        clean_up_finished_pod(monkeypatch, kubernetes_dag, skip_code, {"status": "skipped"}, ti)
+
+
+@pytest.mark.parametrize(
+    "exit_code, deleted", [(0, True), (99, True), (65, False), (1, False), (137, False)]
+)
+def test_pods_that_succeeded_or_skipped_are_deleted_failed_ones_kept(
+    kubernetes_dag, exit_code, deleted
+):
+    task = kubernetes_dag.get_task(f"validate.{DATASETS[0]}")
+    manager = RecordingPodManager()
+    task.__dict__["pod_manager"] = manager  # a cached_property, set before first use
+    pod = finished_pod(exit_code)
+    assert task.process_pod_deletion(pod) is deleted
+    assert manager.deleted == ([pod.metadata.name] if deleted else [])

@@ -1,16 +1,30 @@
-"""The branch on validation metrics, the DQ alert and the failure callback, with stand-in XComs."""
+"""The branch on validation metrics, the DQ alert and the failure callback, with stand-in XComs;
+alerts delivered by the providers' notifiers to a real SMTP server (aiosmtpd) and a real HTTP
+server standing in for Slack's webhook endpoint, both on 127.0.0.1."""
 
+import asyncio
+import email
 import json
+import socket
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
-import airflow.providers.slack.hooks.slack_webhook as slack_webhook
-import airflow.providers.smtp.hooks.smtp as smtp
+import pendulum
 import pytest
+from aiosmtpd.controller import Controller
 
 import marketing_pipeline_tasks.report as report
-from marketing_pipeline_tasks.alerts import on_task_failure
-from marketing_pipeline_tasks.compat import AirflowException, AirflowSkipException
+from marketing_pipeline_tasks.alerts import dag_deadline, on_deadline_missed, on_task_failure
+from marketing_pipeline_tasks.compat import (
+    AirflowException,
+    AirflowSkipException,
+    DeadlineAlert,
+    DeadlineReference,
+)
 from marketing_pipeline_tasks.exit_codes import BUG, TRANSIENT, raise_for_exit_code
-from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS
+from marketing_pipeline_tasks.settings import DATASETS, DIMENSIONS, FACTS, Settings
 from marketing_pipeline_tasks.validation import (
     PASSED_GATE,
     REJECTED_GATE,
@@ -20,6 +34,7 @@ from marketing_pipeline_tasks.validation import (
 from support import INTERFACE, FakeTaskInstance
 
 DS = "2025-05-25"
+RUN = SimpleNamespace(logical_date=pendulum.datetime(2025, 5, 25, tz="UTC"))
 REPORT_URL = f"s3://lake/pipeline/reports/ds={DS}/index.html"
 REPORTED = {
     "status": INTERFACE.status(report.REPORT_TASK, "reported"),
@@ -123,13 +138,13 @@ def test_a_dataset_without_metrics_stops_publishing():
 def test_dq_alert_skips_when_no_failure_pattern_is_new(alert_log):
     known = {**NEW_FAILURE, "has_failure_delta": False, "new_signatures": []}
     with pytest.raises(AirflowSkipException):
-        dq_alert(alert_task(**{FACT: known}), run_id="manual__1", ds=DS)
+        dq_alert(alert_task(**{FACT: known}), run_id="manual__1", dag_run=RUN)
     assert alert_log() == []
 
 
 def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_log):
     findings = dq_alert(
-        alert_task(**{FACT: NEW_FAILURE, DIMENSION: REJECTED}), run_id="manual__1", ds=DS
+        alert_task(**{FACT: NEW_FAILURE, DIMENSION: REJECTED}), run_id="manual__1", dag_run=RUN
     )
     assert [f["dataset"] for f in findings] == [DIMENSION, FACT]  # in DATASETS order
     [alert] = alert_log()
@@ -144,6 +159,79 @@ def test_dq_alert_carries_dataset_check_counts_samples_run_and_log_link(alert_lo
     # A rejected file has counts per check and the binary's error.
     assert rejected["failures"] == [{"check": "schema", "failed_rows": 1}]
     assert rejected["error"] == "columns do not match the catalogue"
+
+
+TESTS_FAILED = {
+    "status": INTERFACE.status("transform", "tests_failed"),
+    "error": "data tests failed: not_null_mart_contacts_email",
+    "has_failure_delta": True,
+    "new_signatures": ["sig-new-test"],
+    "tests": [
+        {"test": "unique_mart_contacts_contact_id", "status": "pass", "offending_rows": 0},
+        {
+            "test": "not_null_mart_contacts_email",
+            "status": "fail",
+            "offending_rows": 3,
+            "signature": "sig-new-test",
+            "sample": [["c-1", None]],
+        },
+        {
+            "test": "accepted_values_mart_forms_kind",
+            "status": "warn",
+            "offending_rows": 1,
+            "signature": "sig-known-test",
+        },
+    ],
+}
+
+
+def test_transform_data_test_failures_alert_like_validation_failures(alert_log):
+    ti = alert_task()
+    ti.xcoms["transform"] = TESTS_FAILED
+    [finding] = dq_alert(ti, run_id="manual__1", dag_run=RUN)
+    assert finding["task"] == "transform"
+    assert finding["error"] == TESTS_FAILED["error"]
+    # Only the new pattern: the warning's was reported before.
+    assert [(f["test"], f["outcome"], f["failed_rows"]) for f in finding["failures"]] == [
+        ("not_null_mart_contacts_email", "fail", 3)
+    ]
+    assert finding["log_url"].endswith("/tasks/transform")
+    [alert] = alert_log()
+    assert alert["kind"] == "dq_alert"
+    assert alert["datasets"] == [finding]
+
+
+def test_known_data_test_failures_do_not_alert_again(alert_log):
+    ti = alert_task()
+    ti.xcoms["transform"] = {**TESTS_FAILED, "has_failure_delta": False, "new_signatures": []}
+    with pytest.raises(AirflowSkipException):
+        dq_alert(ti, run_id="manual__2", dag_run=RUN)
+    assert alert_log() == []
+
+
+def test_a_missed_deadline_alerts_with_the_run_airflow_names(alert_log):
+    context = {
+        "dag_run": {"dag_id": "marketing_pipeline", "dag_run_id": "scheduled__x", "queued_at": "t"},
+        "deadline": {"id": "d-1", "deadline_time": "2025-05-26T06:00:00+00:00"},
+    }
+    asyncio.run(on_deadline_missed(allowed="6:00:00", context=context))
+    [alert] = alert_log()
+    assert alert["kind"] == "deadline_missed"
+    assert alert["run_id"] == "scheduled__x"
+    assert alert["allowed"] == "6:00:00"
+    assert alert["deadline"] == "2025-05-26T06:00:00+00:00"
+
+
+def test_the_deadline_alert_is_configurable_and_off_at_zero(monkeypatch):
+    monkeypatch.setenv("PIPELINE_DEADLINE_S", "3600")
+    deadline = dag_deadline(Settings.from_env())
+    if DeadlineAlert is None:  # Airflow before 3.1 has no deadline alerts
+        assert deadline is None
+    else:
+        assert deadline.interval == timedelta(hours=1)
+        assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    monkeypatch.setenv("PIPELINE_DEADLINE_S", "0")
+    assert dag_deadline(Settings.from_env()) is None
 
 
 def failed_task_context(exit_code, task_id=f"upload.{FACT}", report_metrics=None):
@@ -174,67 +262,88 @@ def test_without_connections_alerts_only_log_why(alert_log, caplog):
     assert "No Airflow Connection 'slack_default'" in caplog.text
 
 
-class RecordingSmtpHook:
-    sent: list = []
+class MailBox:
+    """An aiosmtpd handler keeping every message it receives."""
 
-    def __init__(self, smtp_conn_id):
-        self.conn_id = smtp_conn_id
+    def __init__(self):
+        self.messages = []
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return False
-
-    def send_email_smtp(self, **email):
-        self.sent.append((self.conn_id, email))
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content)
+        self.messages.append((envelope.rcpt_tos, message))
+        return "250 OK"
 
 
-class RecordingSlackWebhookHook:
-    sent: list = []
+class SlackWebhookEndpoint(BaseHTTPRequestHandler):
+    """Answers a Slack incoming webhook POST as Slack does ("ok") and keeps its JSON body."""
 
-    def __init__(self, slack_webhook_conn_id):
-        self.conn_id = slack_webhook_conn_id
+    received: list = []
 
-    def send(self, **message):
-        self.sent.append((self.conn_id, message))
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def smtp_connection(port: int) -> str:
+    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com"}
+    extra["retry_limit"] = 1
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
 
 
 @pytest.fixture
 def notifiers(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({"conn_type": "smtp", "host": "x"}))
+    """An SMTP server and a Slack webhook endpoint on 127.0.0.1, and the Connections to them."""
+    mailbox = MailBox()
+    smtp_server = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp_server.start()
+    SlackWebhookEndpoint.received = []
+    slack_server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhookEndpoint)
+    threading.Thread(target=slack_server.serve_forever, daemon=True).start()
+    slack_url = f"http://127.0.0.1:{slack_server.server_address[1]}/services"
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_server.port))
     monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": "T/B/x"})
+        "AIRFLOW_CONN_SLACK_DEFAULT",
+        json.dumps({"conn_type": "slackwebhook", "host": slack_url, "password": "T0/B0/x"}),
     )
     monkeypatch.setenv("PIPELINE_ALERT_EMAIL", "data@example.com, oncall@example.com")
-    monkeypatch.setattr(smtp, "SmtpHook", RecordingSmtpHook)
-    monkeypatch.setattr(slack_webhook, "SlackWebhookHook", RecordingSlackWebhookHook)
-    RecordingSmtpHook.sent, RecordingSlackWebhookHook.sent = [], []
-    return RecordingSmtpHook.sent, RecordingSlackWebhookHook.sent
+    yield mailbox.messages, SlackWebhookEndpoint.received
+    smtp_server.stop()
+    slack_server.shutdown()
 
 
 def test_with_connections_alerts_go_by_email_and_slack(notifiers):
     emails, slack_messages = notifiers
-    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
-    [(conn_id, email)] = emails
-    assert conn_id == "smtp_default"
-    assert email["to"] == ["data@example.com", "oncall@example.com"]
-    assert "manual__1" in email["subject"]
-    assert "email_format on email (email): 1 rows" in email["html_content"]
-    [(conn_id, message)] = slack_messages
-    assert conn_id == "slack_default"
-    assert FACT in message["text"]
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", dag_run=RUN)
+    [(recipients, message)] = emails
+    assert recipients == ["data@example.com", "oncall@example.com"]
+    assert message["From"] == "airflow@example.com"
+    assert "manual__1" in message["Subject"]
+    html = next(part for part in message.walk() if part.get_content_type() == "text/html")
+    assert "email_format on email (email): 1 rows" in html.get_payload(decode=True).decode()
+    [(path, body)] = slack_messages
+    assert path == "/services/T0/B0/x"
+    assert FACT in body["text"]
 
 
 def test_a_failing_channel_fails_the_dq_alert_after_trying_the_others(monkeypatch, notifiers):
     emails, slack_messages = notifiers
-
-    def refuse(self, **email):
-        raise ConnectionRefusedError("smtp down")
-
-    monkeypatch.setattr(RecordingSmtpHook, "send_email_smtp", refuse)
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nobody there
     with pytest.raises(AirflowException, match="email"):
-        dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+        dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", dag_run=RUN)
+    assert emails == []
     assert len(slack_messages) == 1
 
 
@@ -262,7 +371,7 @@ def test_the_report_url_is_computed_as_the_binary_does(lake_url, url):
 def test_dq_alert_says_where_the_report_will_be_published(monkeypatch, alert_log, caplog):
     # The local runner hands the worker's PIPELINE_LAKE_URL to the binary: the DAG knows it.
     monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://lake/pipeline")
-    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", dag_run=RUN)
     [alert] = alert_log()
     assert alert["ds"] == DS
     assert alert["report"] == {
@@ -278,7 +387,7 @@ def test_without_the_lake_url_the_alert_points_at_the_report_tasks_link(monkeypa
     # A pod reads the lake URL from its ConfigMap: the DAG's own environment does not tell.
     monkeypatch.setenv("PIPELINE_RUNNER", "kubernetes")
     monkeypatch.setenv("PIPELINE_LAKE_URL", "s3://somewhere-else")
-    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    dq_alert(alert_task(**{FACT: NEW_FAILURE}), run_id="manual__1", dag_run=RUN)
     [alert] = alert_log()
     assert alert["report"]["url"] is None
     location = alert["report"]
@@ -290,7 +399,7 @@ def test_without_the_lake_url_the_alert_points_at_the_report_tasks_link(monkeypa
 
 def test_a_published_report_is_named_by_the_url_the_report_task_gave(monkeypatch, alert_log):
     monkeypatch.setenv("PIPELINE_RUNNER", "kubernetes")
-    dq_alert(alert_task(REPORTED, **{FACT: NEW_FAILURE}), run_id="manual__1", ds=DS)
+    dq_alert(alert_task(REPORTED, **{FACT: NEW_FAILURE}), run_id="manual__1", dag_run=RUN)
     [alert] = alert_log()
     assert (alert["report"]["url"], alert["report"]["published"]) == (REPORT_URL, True)
     assert report.report_line(alert["report"], DS) == f"Data-quality report for {DS}: {REPORT_URL}"
@@ -357,4 +466,5 @@ def test_the_report_link_is_the_report_tasks_outputs_report(monkeypatch, metrics
     ti_key = FakeTaskInstance(task_id=report.REPORT_TASK)
     assert report.ReportLink().get_link(None, ti_key=ti_key) == link
     assert report.ReportLink().name == "Data-quality report"
-    assert report.ReportLink().xcom_key == "_link_ReportLink"
+    if hasattr(report.BaseOperatorLink, "xcom_key"):  # Airflow 3: the XCom the UI reads
+        assert report.ReportLink().xcom_key == "_link_ReportLink"

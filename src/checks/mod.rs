@@ -49,8 +49,9 @@ pub(crate) struct CheckResult {
 
 impl CheckResult {
     /// MD5 of the failure pattern: what failed, never how often or when.
-    pub(crate) fn signature(&self, dataset: Dataset) -> String {
-        md5_hex(format!("{dataset}|{}|{}|{}", self.check, self.column, self.rule).as_bytes())
+    /// `subject` is the dataset, or `transform` for a data test.
+    pub(crate) fn signature(&self, subject: &str) -> String {
+        md5_hex(format!("{subject}|{}|{}|{}", self.check, self.column, self.rule).as_bytes())
     }
 }
 

@@ -365,7 +365,7 @@ impl<'r> Validator<'r> {
         let check = &self.plan[index];
         let result = check.result(failed);
         FailureSummary {
-            signature: result.signature(self.dataset),
+            signature: result.signature(self.dataset.name()),
             check: result.check.to_string(),
             column: result.column,
             rule: result.rule,

@@ -22,17 +22,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/metadata/0002_reported_run.sql"),
 ];
 
-/// A failing pattern of (dataset, ds) is new while no other ds has seen it
+/// A failing pattern of (subject, ds) is new while no other ds has seen it
 /// and no other Airflow run has reported it for this ds. So a retry of the
 /// run that first saw it (same run id, a crash before the alert went out)
 /// reports it again, and a later run of the same ds does not; without a
 /// run id (the command line) every re-validation of the ds reports it.
-fn new_signatures(
-    db: &Db,
-    dataset: Dataset,
-    ds: &str,
-    run_id: Option<&str>,
-) -> Result<Vec<String>> {
+fn new_signatures(db: &Db, subject: &str, ds: &str, run_id: Option<&str>) -> Result<Vec<String>> {
     db.query_column(
         "SELECT c.signature FROM dq_checks c
          WHERE c.dataset = $1 AND c.ds = $2 AND c.failed_rows > 0
@@ -40,11 +35,7 @@ fn new_signatures(
                            WHERE o.signature = c.signature
                              AND (o.ds <> $2 OR o.reported_run <> $3))
          ORDER BY c.signature",
-        &[
-            Arg::Text(dataset.name()),
-            Arg::Text(ds),
-            Arg::MaybeText(run_id),
-        ],
+        &[Arg::Text(subject), Arg::Text(ds), Arg::MaybeText(run_id)],
     )
 }
 
@@ -168,12 +159,13 @@ impl Metadata {
         Ok(())
     }
 
-    /// Replaces the file's dq_checks and records failure signatures, and
-    /// which Airflow run (`run_id`) first reported each for this ds.
+    /// Replaces the ds's dq_checks of `subject` (a dataset, or `transform`
+    /// for its data tests) and records failure signatures, and which
+    /// Airflow run (`run_id`) first reported each for this ds.
     /// Returns the signatures that are new (see `new_signatures`).
     pub(crate) fn record_checks(
         &mut self,
-        dataset: Dataset,
+        subject: &str,
         ds: NaiveDate,
         results: &[CheckResult],
         total_rows: u64,
@@ -181,14 +173,14 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let at = now();
         let ds = ds.to_string();
-        let name = dataset.name();
+        let name = subject;
         self.db.in_transaction(|db| {
             db.execute(
                 "DELETE FROM dq_checks WHERE dataset = $1 AND ds = $2",
                 &[Arg::Text(name), Arg::Text(&ds)],
             )?;
             for result in results {
-                let signature = result.signature(dataset);
+                let signature = result.signature(subject);
                 db.execute(
                     "INSERT INTO dq_checks (dataset, ds, check_name, column_name, rule,
                                             failed_rows, total_rows, signature, checked_at)
@@ -245,7 +237,7 @@ impl Metadata {
                     &[Arg::Text(&signature), Arg::Text(&ds), Arg::Text(&at)],
                 )?;
             }
-            new_signatures(db, dataset, &ds, run_id)
+            new_signatures(db, subject, &ds, run_id)
         })
     }
 
@@ -283,11 +275,11 @@ impl Metadata {
 
     pub(crate) fn new_signatures(
         &self,
-        dataset: Dataset,
+        subject: &str,
         ds: NaiveDate,
         run_id: Option<&str>,
     ) -> Result<Vec<String>> {
-        new_signatures(&self.db, dataset, &ds.to_string(), run_id)
+        new_signatures(&self.db, subject, &ds.to_string(), run_id)
     }
 
     /// Records the state of a lake object after an upload check; `status`
@@ -387,7 +379,7 @@ mod tests {
     #[test]
     fn a_signature_is_new_for_its_ds_until_another_ds_sees_it() {
         let (_dir, mut meta) = open_temp();
-        let contacts = Dataset::named("contacts");
+        let contacts = "contacts";
         let new = |meta: &mut Metadata, day, rows| {
             meta.record_checks(contacts, ds(day), &[failing(rows)], 10, None)
                 .unwrap()
@@ -426,7 +418,7 @@ mod tests {
     #[test]
     fn a_retry_of_the_same_airflow_run_reports_again_and_a_later_run_does_not() {
         let (_dir, mut meta) = open_temp();
-        let contacts = Dataset::named("contacts");
+        let contacts = "contacts";
         let first = meta
             .record_checks(contacts, ds(25), &[failing(3)], 10, Some("run-1"))
             .unwrap();

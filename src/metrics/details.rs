@@ -219,6 +219,9 @@ pub struct TestRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<Vec<Vec<Option<String>>>>,
     pub status: TestOutcome,
+    /// The failure pattern's MD5, when it failed or warned (dq_signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -160,6 +160,42 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// A task's inputs and outputs, for OpenLineage (the DAG passes them on).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub inputs: Vec<LineageDataset>,
+    pub outputs: Vec<LineageDataset>,
+}
+
+impl Lineage {
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.outputs.is_empty()
+    }
+}
+
+/// A dataset as OpenLineage's naming spec names it: `s3://BUCKET` and the
+/// key, `file` and the path, a warehouse's namespace and `SCHEMA.TABLE`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageDataset {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl LineageDataset {
+    /// The dataset of an object store URL (`s3://bucket/key`, `file:///path`).
+    pub fn of_url(url: &str) -> Self {
+        let (namespace, name) = match url.split_once("://") {
+            Some(("file", path)) => ("file".to_string(), path.to_string()),
+            Some((scheme, rest)) => {
+                let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+                (format!("{scheme}://{bucket}"), key.to_string())
+            }
+            None => ("file".to_string(), url.to_string()),
+        };
+        Self { namespace, name }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TaskMetrics {
     pub task: Task,
@@ -191,6 +227,9 @@ pub struct TaskMetrics {
     /// Output name (raw, valid, quarantine, ...) to URL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
+    /// What the task read and wrote, named as OpenLineage names datasets.
+    #[serde(default, skip_serializing_if = "Lineage::is_empty")]
+    pub lineage: Lineage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dag_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +267,17 @@ impl TaskMetrics {
         *self.failed.entry(check.to_string()).or_default() += rows;
     }
 
+    /// Records an object the task read, by its store URL.
+    pub fn reads(&mut self, url: &str) {
+        self.lineage.inputs.push(LineageDataset::of_url(url));
+    }
+
+    /// Records an object the task wrote, by its store URL, as an output.
+    pub fn writes(&mut self, name: &str, url: String) {
+        self.lineage.outputs.push(LineageDataset::of_url(&url));
+        self.outputs.insert(name.into(), url);
+    }
+
     /// Records the time since `since` as `phase` and restarts the clock.
     pub fn lap(&mut self, phase: &str, since: &mut Instant) {
         let now = Instant::now();
@@ -260,6 +310,18 @@ mod tests {
         let back: TaskMetrics = serde_json::from_value(json).unwrap();
         assert_eq!(back.failed["unique"], 5);
         assert!(back.details.is_none());
+    }
+
+    #[test]
+    fn lineage_names_follow_the_openlineage_naming_spec() {
+        let s3 = LineageDataset::of_url("s3://lake/valid-data/contacts/ds=2025-05-25/part.parquet");
+        assert_eq!(s3.namespace, "s3://lake");
+        assert_eq!(s3.name, "valid-data/contacts/ds=2025-05-25/part.parquet");
+        let file = LineageDataset::of_url("file:///data/lake/x.parquet");
+        assert_eq!(
+            (file.namespace.as_str(), file.name.as_str()),
+            ("file", "/data/lake/x.parquet")
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub(crate) fn run(ctx: &mut Context, args: &GenerateArgs) -> Result<TaskMetrics>
     metrics.status = Status::Generated;
     metrics.rows_out = rows as u64;
     metrics.injected = injected;
-    metrics.outputs.insert("raw".into(), ctx.landing.url(&key));
+    metrics.writes("raw", ctx.landing.url(&key));
     metrics.details = Some(Details::Generate(GenerateDetails {
         bytes: bytes as u64,
     }));

@@ -60,6 +60,8 @@ pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
     metrics.status = status;
     metrics.rows_in = rows;
     metrics.rows_out = rows;
+    metrics.reads(&ctx.lake.url(&key));
+    metrics.lineage.outputs.push(wh.lineage(&table));
     metrics.outputs.insert("table".into(), table);
     metrics.outputs.insert("source".into(), ctx.lake.url(&key));
     metrics.details = Some(Details::Load(LoadDetails {

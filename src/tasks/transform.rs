@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use tracing::{info, warn};
 
+use crate::checks::CheckResult;
 use crate::cli::TransformArgs;
 use crate::context::Context;
 use crate::dbt::materialize;
@@ -78,10 +79,23 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     };
     for node in &plan.order {
         match node {
-            NodeId::Source { .. } => {}
+            NodeId::Source { source, table } => {
+                let source = project
+                    .source(source, table)
+                    .expect("planned sources exist");
+                metrics
+                    .lineage
+                    .inputs
+                    .push(build.wh.lineage(&source.relation));
+            }
             NodeId::Model(name) => {
                 let model = project.model(name).expect("planned models exist");
-                build.model(model)?;
+                if build.model(model)? {
+                    metrics
+                        .lineage
+                        .outputs
+                        .push(build.wh.lineage(&model.relation));
+                }
             }
             NodeId::Test(name) => {
                 let test = project
@@ -99,7 +113,20 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     build.wh.checkpoint()?;
     metrics.lap("checkpoint", &mut phase);
 
-    let details = build.details;
+    let mut details = build.details;
+    // Failing and warning tests alert like failing checks, once per new pattern.
+    let results: Vec<CheckResult> = details.tests.iter().map(data_test_result).collect();
+    for (test, result) in details.tests.iter_mut().zip(&results) {
+        test.signature = (result.failed_rows > 0).then(|| result.signature(TRANSFORM));
+    }
+    metrics.new_signatures = ctx.metadata.record_checks(
+        TRANSFORM,
+        ds,
+        &results,
+        details.inserted + details.updated,
+        ctx.airflow.run_id.as_deref(),
+    )?;
+    metrics.has_failure_delta = !metrics.new_signatures.is_empty();
     let failed: Vec<&TestRun> = details
         .tests
         .iter()
@@ -121,6 +148,22 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     Ok(metrics)
 }
 
+/// The dq_checks subject of the data tests (a dataset's is its name).
+const TRANSFORM: &str = "transform";
+
+/// A data test's outcome as dq_checks records it: its offending rows
+/// when it failed or warned, else 0.
+fn data_test_result(test: &TestRun) -> CheckResult {
+    let failing = matches!(test.status, TestOutcome::Fail | TestOutcome::Warn);
+    CheckResult {
+        check: "data_test",
+        // dq_checks keys a ds's checks by (check, column): the test's name.
+        column: test.test.clone(),
+        rule: String::new(),
+        failed_rows: if failing { test.offending_rows } else { 0 },
+    }
+}
+
 /// One `dbt build` in progress.
 struct Build<'a> {
     wh: &'a mut dyn Warehouse,
@@ -132,7 +175,8 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
-    fn model(&mut self, model: &Model) -> Result<()> {
+    /// Builds a model; whether it was built (not skipped).
+    fn model(&mut self, model: &Model) -> Result<bool> {
         let started = Instant::now();
         let mut run = ModelRun {
             model: model.name.clone(),
@@ -149,7 +193,7 @@ impl Build<'_> {
             self.details.skipped += 1;
             warn!(model = model.name, "model skipped: a test upstream failed");
             self.details.models.push(run);
-            return Ok(());
+            return Ok(false);
         }
         let backend = self.wh.backend();
         let relation = &model.relation;
@@ -229,7 +273,7 @@ impl Build<'_> {
             "model built"
         );
         self.details.models.push(run);
-        Ok(())
+        Ok(true)
     }
 
     /// Runs a test; whether it failed (and so skips what is downstream).
@@ -239,6 +283,7 @@ impl Build<'_> {
             offending_rows: 0,
             sample: None,
             status: TestOutcome::Skipped,
+            signature: None,
         };
         if self.skipped.contains(&NodeId::Test(test.name.clone())) {
             self.details.skipped += 1;

@@ -105,9 +105,8 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
         }
         ctx.metadata
             .record_upload(&key, dataset, ds, zone.prefix(), &file, status.name())?;
-        metrics
-            .outputs
-            .insert(zone.prefix().into(), ctx.lake.url(&key));
+        metrics.reads(&ctx.landing.url(&key));
+        metrics.writes(zone.prefix(), ctx.lake.url(&key));
         info!(%dataset, %ds, key, status = status.name(), bytes = file.bytes, "published");
         objects.push(PublishedObject {
             content: Some(SliceContent {

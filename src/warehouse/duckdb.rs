@@ -11,10 +11,13 @@ use super::{Rows, Warehouse, date_literal, is_schema_object, raw_table};
 use crate::catalog::Dataset;
 use crate::dbt::Backend;
 use crate::exit::{self, first_line};
+use crate::metrics::LineageDataset;
 use crate::storage::ObjectStore;
 
 pub(super) struct DuckDbWarehouse {
     conn: Connection,
+    /// The database file, absolute: the lineage namespace.
+    path: PathBuf,
 }
 
 impl DuckDbWarehouse {
@@ -44,7 +47,8 @@ impl DuckDbWarehouse {
                         format!("SET memory_limit = '{}MiB'", (memory_bytes >> 20).max(256));
                     conn.execute_batch(&limit)
                         .map_err(|e| open_error(&path, e))?;
-                    return Ok(Self { conn });
+                    let path = std::path::absolute(&path).unwrap_or(path);
+                    return Ok(Self { conn, path });
                 }
                 Err(e) if e.to_string().contains("lock") => {
                     if started.elapsed() >= Duration::from_secs(timeout) {
@@ -118,6 +122,15 @@ fn open_error(path: &std::path::Path, err: duckdb::Error) -> anyhow::Error {
 impl Warehouse for DuckDbWarehouse {
     fn backend(&self) -> Backend {
         Backend::DuckDb
+    }
+
+    fn lineage(&self, relation: &str) -> LineageDataset {
+        // DuckDB names a file's catalog after the file's stem.
+        let catalog = self.path.file_stem().unwrap_or_default().to_string_lossy();
+        LineageDataset {
+            namespace: format!("duckdb://{}", self.path.display()),
+            name: format!("{catalog}.{relation}").to_lowercase(),
+        }
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {

@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 
 use crate::catalog::{ColumnType, Dataset};
 use crate::exit;
+use crate::metrics::LineageDataset;
 use crate::settings::{Settings, SnowflakeSettings};
 use crate::storage::ObjectStore;
 
@@ -39,6 +40,8 @@ pub(crate) trait Warehouse {
         lake: &dyn ObjectStore,
         key: &str,
     ) -> Result<()>;
+    /// A relation (`SCHEMA.TABLE`) as OpenLineage names it.
+    fn lineage(&self, relation: &str) -> LineageDataset;
     /// Whether a setup statement applies to this backend, and in what form.
     fn adapt_setup(&self, statement: &str) -> Option<String>;
     /// Makes what the task wrote durable in the warehouse's own files now,

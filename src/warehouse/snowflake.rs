@@ -15,6 +15,7 @@ use super::{Rows, Warehouse, WarehouseSettings, date_literal, raw_table, sql_typ
 use crate::catalog::Dataset;
 use crate::dbt::Backend;
 use crate::exit::{self, first_line};
+use crate::metrics::LineageDataset;
 use crate::runtime::runtime;
 use crate::settings::SnowflakeSettings;
 use crate::storage::ObjectStore;
@@ -56,6 +57,9 @@ impl ObjectNames {
 pub(super) struct SnowflakeWarehouse {
     session: Session,
     stage: String,
+    /// `snowflake://ACCOUNT`, the lineage namespace.
+    namespace: String,
+    database: String,
 }
 
 fn required(var: &str, value: &Option<String>) -> Result<String> {
@@ -148,11 +152,17 @@ impl SnowflakeWarehouse {
                 },
             )?));
         }
+        let namespace = format!(
+            "snowflake://{}",
+            required("SNOWFLAKE_ACCOUNT", &sf.account)?.to_lowercase()
+        );
         let client = Client::new(config).map_err(|e| classify(e, "client setup"))?;
         let session = login(&client)?;
         Ok(Self {
             session,
             stage: names.stage,
+            namespace,
+            database: names.database,
         })
     }
 
@@ -183,6 +193,13 @@ fn login(client: &Client) -> Result<Session> {
 impl Warehouse for SnowflakeWarehouse {
     fn backend(&self) -> Backend {
         Backend::Snowflake
+    }
+
+    fn lineage(&self, relation: &str) -> LineageDataset {
+        LineageDataset {
+            namespace: self.namespace.clone(),
+            name: format!("{}.{relation}", self.database).to_uppercase(),
+        }
     }
 
     fn execute(&mut self, sql: &str) -> Result<()> {

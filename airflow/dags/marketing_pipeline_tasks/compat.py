@@ -16,6 +16,17 @@ except ImportError:  # Airflow 2.10 / 2.11
     from airflow.utils.task_group import TaskGroup
 
 try:
+    from airflow.sdk import Asset, CronDataIntervalTimetable
+except ImportError:  # Airflow 2.10 / 2.11: Assets were Datasets
+    from airflow.datasets import Dataset as Asset
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+try:  # Airflow 3.1+
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+except ImportError:
+    AsyncCallback = DeadlineAlert = DeadlineReference = None
+
+try:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -36,6 +47,11 @@ EXPONENTIAL_BACKOFF = 2.0 if Version(airflow_version).release >= (3, 2) else Tru
 
 __all__ = [
     "DAG",
+    "Asset",
+    "AsyncCallback",
+    "CronDataIntervalTimetable",
+    "DeadlineAlert",
+    "DeadlineReference",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",

@@ -9,6 +9,7 @@ import tempfile
 from marketing_pipeline_tasks.compat import BaseOperator
 from marketing_pipeline_tasks.connections import credentials_env
 from marketing_pipeline_tasks.exit_codes import BUG, CONFIG, OK, raise_for_exit_code
+from marketing_pipeline_tasks.lineage import PipelineTaskOutcome
 
 
 def parse_metrics(stdout: str) -> dict | None:
@@ -23,7 +24,7 @@ def parse_metrics(stdout: str) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-class PipelineBinaryOperator(BaseOperator):
+class PipelineBinaryOperator(PipelineTaskOutcome, BaseOperator):
     """Runs `binary *arguments` with the worker's environment plus `env` and credentials.
 
     The binary's stderr (its JSON logs) streams into the task log; the last stdout
@@ -69,6 +70,7 @@ class PipelineBinaryOperator(BaseOperator):
         if exit_code == OK:
             if metrics is None:
                 raise_for_exit_code(BUG, "exited 0 without a metrics JSON line on stdout")
+            self.record_outcome(context, metrics)
             return metrics
         if metrics is not None:
             context["ti"].xcom_push(key="return_value", value=metrics)

@@ -1,8 +1,10 @@
 """One task factory for every pipeline task, whichever runner the settings choose."""
 
 from marketing_pipeline_tasks.interface import InterfaceError, interface
+from marketing_pipeline_tasks.lineage import outlets
 from marketing_pipeline_tasks.local_runner import PipelineBinaryOperator
-from marketing_pipeline_tasks.settings import KUBERNETES, Settings
+from marketing_pipeline_tasks.schedule import DS_TEMPLATE
+from marketing_pipeline_tasks.settings import POD_RUNNERS, Settings
 
 # The DAG params, passed to the binary as its settings (README "Settings").
 PARAM_ENV = {
@@ -19,7 +21,7 @@ def pipeline_task(
     extra_links: tuple = (),
     **task_args,
 ):
-    """A task running `marketing-pipeline COMMAND [DATASET] --ds {{ ds }}`.
+    """A task running `marketing-pipeline COMMAND [DATASET] --ds DAY` (schedule.processing_day).
 
     Its task id is the dataset (inside the command's TaskGroup) or the command. The
     command and dataset are checked against the binary's interface when the DAG is parsed:
@@ -36,9 +38,10 @@ def pipeline_task(
     if dataset is not None:
         interface().dataset(dataset)
     subject = [command, dataset] if dataset else [command]
-    arguments = [*subject, "--ds", "{{ ds }}"]
+    arguments = [*subject, "--ds", DS_TEMPLATE]
     task_id = dataset or command
-    if settings.runner == KUBERNETES:
+    task_args.setdefault("outlets", outlets(command, dataset))
+    if settings.runner in POD_RUNNERS:
         # Imported only here: the kubernetes client is heavy and the local runner needs none of it.
         from marketing_pipeline_tasks.pod_runner import pod_operator
 

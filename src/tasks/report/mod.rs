@@ -68,7 +68,7 @@ pub(crate) fn run(ctx: &mut Context, args: &ReportArgs) -> Result<TaskMetrics> {
     metrics.rows_in = reports.iter().map(|r| r.validated.rows_in).sum();
     metrics.rows_out = reports.iter().map(|r| r.validated.rows_out).sum();
     metrics.invalid_rows = reports.iter().map(|r| r.validated.invalid_rows).sum();
-    metrics.outputs.insert("report".into(), ctx.lake.url(&key));
+    metrics.writes("report", ctx.lake.url(&key));
     metrics.details = Some(Details::Report(ReportDetails {
         report_bytes: page.len() as u64,
         datasets: reports

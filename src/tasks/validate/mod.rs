@@ -53,6 +53,10 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
 
     let mut metrics = stage.metrics(ctx);
     metrics.lap("fingerprint", &mut clock);
+    metrics.reads(&input.raw_url);
+    for (_, key, _) in &input.references {
+        metrics.reads(&ctx.landing.url(key));
+    }
     let references = read_references(ctx, &input)?;
     metrics.lap("read_references", &mut clock);
     let outcome = check(ctx, &input, &references, options.max_invalid_ratio)?;
@@ -104,7 +108,7 @@ pub(crate) fn run(ctx: &mut Context, args: &ValidateArgs) -> Result<TaskMetrics>
     metrics.details = Some(Details::Validate(details));
 
     let new_signatures = ctx.metadata.record_checks(
-        dataset,
+        dataset.name(),
         ds,
         &results,
         metrics.rows_in,
@@ -228,7 +232,7 @@ fn reuse(ctx: &Context, stage: &Stage) -> Result<Option<TaskMetrics>> {
     // died before sending; whether a pattern is new is asked afresh.
     metrics.new_signatures =
         ctx.metadata
-            .new_signatures(dataset, ds, ctx.airflow.run_id.as_deref())?;
+            .new_signatures(dataset.name(), ds, ctx.airflow.run_id.as_deref())?;
     metrics.has_failure_delta = !metrics.new_signatures.is_empty();
     Ok(Some(metrics))
 }

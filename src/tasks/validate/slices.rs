@@ -81,7 +81,7 @@ pub(super) fn write(
         let record = match parquet {
             Some(slice) => {
                 slice.put(ctx.landing.as_ref(), &key)?;
-                metrics.outputs.insert(name.into(), ctx.landing.url(&key));
+                metrics.writes(name, ctx.landing.url(&key));
                 Some(SliceRecord {
                     key,
                     bytes: slice.bytes,
