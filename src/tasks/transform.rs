@@ -119,13 +119,10 @@ pub(crate) fn run(ctx: &mut Context, args: &TransformArgs) -> Result<TaskMetrics
     for (test, result) in details.tests.iter_mut().zip(&results) {
         test.signature = (result.failed_rows > 0).then(|| result.signature(TRANSFORM));
     }
-    metrics.new_signatures = ctx.metadata.record_checks(
-        TRANSFORM,
-        ds,
-        &results,
-        details.inserted + details.updated,
-        ctx.airflow.run_id.as_deref(),
-    )?;
+    // A data test checks relations, not a file: it has no row total.
+    metrics.new_signatures =
+        ctx.metadata
+            .record_checks(TRANSFORM, ds, &results, 0, ctx.airflow.run_id.as_deref())?;
     metrics.has_failure_delta = !metrics.new_signatures.is_empty();
     let failed: Vec<&TestRun> = details
         .tests
