@@ -43,9 +43,15 @@ impl DuckDbWarehouse {
         loop {
             match Connection::open(&path) {
                 Ok(conn) => {
-                    let limit =
-                        format!("SET memory_limit = '{}MiB'", (memory_bytes >> 20).max(256));
-                    conn.execute_batch(&limit)
+                    // Rows need no order inside a table (every query that cares
+                    // says ORDER BY): inserts then write row groups in parallel
+                    // straight to the file, and CHECKPOINT has nothing left to do
+                    // (5M sessions: insert + checkpoint 8.8 s -> 4.0 s).
+                    let settings = format!(
+                        "SET memory_limit = '{}MiB'; SET preserve_insertion_order = false;",
+                        (memory_bytes >> 20).max(256)
+                    );
+                    conn.execute_batch(&settings)
                         .map_err(|e| open_error(&path, e))?;
                     let path = std::path::absolute(&path).unwrap_or(path);
                     return Ok(Self { conn, path });
