@@ -167,16 +167,20 @@ class Pipeline:
         )
         return json.loads(result.stdout.splitlines()[-1])
 
-    def _latest_run(self, query: str, *args):
+    def _airflow_db(self, query: str, *args) -> list[tuple]:
+        """The rows of one query on the Airflow home's metadata database."""
         db = sqlite3.connect(self.airflow_home / "airflow.db")
         try:
-            (run_id,) = db.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id = 'marketing_pipeline'"
-                " ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            return db.execute(query, (run_id, *args)).fetchall()
+            return db.execute(query, args).fetchall()
         finally:
             db.close()
+
+    def _latest_run(self, query: str, *args):
+        [(run_id,)] = self._airflow_db(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'marketing_pipeline'"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        return self._airflow_db(query, run_id, *args)
 
     def run_state(self) -> str:
         [(state,)] = self._latest_run("SELECT state FROM dag_run WHERE run_id = ?")
@@ -218,25 +222,17 @@ class Pipeline:
         """The `extra` of each event of an Asset (a Dataset on Airflow 2), oldest first (all
         runs of the module's Airflow home)."""
         kind = "dataset" if AIRFLOW_2 else "asset"
-        db = sqlite3.connect(self.airflow_home / "airflow.db")
-        try:
-            rows = db.execute(
-                f"SELECT e.extra FROM {kind}_event e JOIN {kind} a ON a.id = e.{kind}_id"
-                " WHERE a.uri = ? ORDER BY e.id",
-                (asset.uri,),
-            ).fetchall()
-        finally:
-            db.close()
+        rows = self._airflow_db(
+            f"SELECT e.extra FROM {kind}_event e JOIN {kind} a ON a.id = e.{kind}_id"
+            " WHERE a.uri = ? ORDER BY e.id",
+            asset.uri,
+        )
         return [json.loads(extra) for (extra,) in rows]
 
     def downstream_runs(self) -> list[str]:
         """The run types of marts_consumer's runs."""
-        db = sqlite3.connect(self.airflow_home / "airflow.db")
-        try:
-            rows = db.execute("SELECT run_type FROM dag_run WHERE dag_id = 'marts_consumer'")
-            return [run_type for (run_type,) in rows.fetchall()]
-        finally:
-            db.close()
+        rows = self._airflow_db("SELECT run_type FROM dag_run WHERE dag_id = 'marts_consumer'")
+        return [run_type for (run_type,) in rows]
 
     def lineage_events(self) -> list[dict]:
         """The OpenLineage events the provider wrote (file transport)."""

@@ -173,11 +173,10 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let at = now();
         let ds = ds.to_string();
-        let name = subject;
         self.db.in_transaction(|db| {
             db.execute(
                 "DELETE FROM dq_checks WHERE dataset = $1 AND ds = $2",
-                &[Arg::Text(name), Arg::Text(&ds)],
+                &[Arg::Text(subject), Arg::Text(&ds)],
             )?;
             for result in results {
                 let signature = result.signature(subject);
@@ -186,7 +185,7 @@ impl Metadata {
                                             failed_rows, total_rows, signature, checked_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     &[
-                        Arg::Text(name),
+                        Arg::Text(subject),
                         Arg::Text(&ds),
                         Arg::Text(result.check),
                         Arg::Text(&result.column),
@@ -207,7 +206,7 @@ impl Metadata {
                      ON CONFLICT (signature) DO NOTHING",
                     &[
                         Arg::Text(&signature),
-                        Arg::Text(name),
+                        Arg::Text(subject),
                         Arg::Text(result.check),
                         Arg::Text(&result.column),
                         Arg::Text(&result.rule),

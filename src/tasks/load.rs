@@ -60,10 +60,11 @@ pub(crate) fn run(ctx: &mut Context, args: &LoadArgs) -> Result<TaskMetrics> {
     metrics.status = status;
     metrics.rows_in = rows;
     metrics.rows_out = rows;
-    metrics.reads(&ctx.lake.url(&key));
+    let source = ctx.lake.url(&key);
+    metrics.reads(&source);
     metrics.lineage.outputs.push(wh.lineage(&table));
     metrics.outputs.insert("table".into(), table);
-    metrics.outputs.insert("source".into(), ctx.lake.url(&key));
+    metrics.outputs.insert("source".into(), source);
     metrics.details = Some(Details::Load(LoadDetails {
         warehouse: wh.backend().name().into(),
         replaced_rows: replaced,

@@ -122,24 +122,30 @@ impl SnowflakeWarehouse {
         let timeout_s = settings.timeout_s;
         let sf = &settings.snowflake;
         let names = ObjectNames::of(sf)?;
-        let mut config = ClientConfig::new(
-            required("SNOWFLAKE_USER", &sf.user)?,
-            required("SNOWFLAKE_ACCOUNT", &sf.account)?,
-            auth(sf)?,
-        )
-        .with_query(
-            QueryConfig::new().with_query_response_timeout(Duration::from_secs(timeout_s + 60)),
-        )
-        .with_session(
-            SessionConfig::new()
-                .with_database(&names.database)
-                .with_warehouse(&names.warehouse)
-                .with_role(&names.role)
-                .with_session_parameter("AUTOCOMMIT", true.into())
-                .with_session_parameter("STATEMENT_TIMEOUT_IN_SECONDS", (timeout_s as i64).into())
-                .with_session_parameter("LOCK_TIMEOUT", ((timeout_s / 10).max(1) as i64).into())
-                .with_session_parameter("ABORT_DETACHED_QUERY", true.into()),
-        );
+        let account = required("SNOWFLAKE_ACCOUNT", &sf.account)?;
+        let namespace = format!("snowflake://{}", account.to_lowercase());
+        let mut config =
+            ClientConfig::new(required("SNOWFLAKE_USER", &sf.user)?, account, auth(sf)?)
+                .with_query(
+                    QueryConfig::new()
+                        .with_query_response_timeout(Duration::from_secs(timeout_s + 60)),
+                )
+                .with_session(
+                    SessionConfig::new()
+                        .with_database(&names.database)
+                        .with_warehouse(&names.warehouse)
+                        .with_role(&names.role)
+                        .with_session_parameter("AUTOCOMMIT", true.into())
+                        .with_session_parameter(
+                            "STATEMENT_TIMEOUT_IN_SECONDS",
+                            (timeout_s as i64).into(),
+                        )
+                        .with_session_parameter(
+                            "LOCK_TIMEOUT",
+                            ((timeout_s / 10).max(1) as i64).into(),
+                        )
+                        .with_session_parameter("ABORT_DETACHED_QUERY", true.into()),
+                );
         let endpoint = endpoint.trim_end_matches('/');
         if !endpoint.is_empty() {
             let scheme = if plain_http { "http" } else { "https" };
@@ -152,10 +158,6 @@ impl SnowflakeWarehouse {
                 },
             )?));
         }
-        let namespace = format!(
-            "snowflake://{}",
-            required("SNOWFLAKE_ACCOUNT", &sf.account)?.to_lowercase()
-        );
         let client = Client::new(config).map_err(|e| classify(e, "client setup"))?;
         let session = login(&client)?;
         Ok(Self {
