@@ -1,12 +1,13 @@
 //! `file://` URLs: a directory on the local filesystem.
 
+use std::cell::Cell;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{ObjectBytes, ObjectStat, ObjectStore};
+use super::{ObjectBytes, ObjectStat, ObjectStore, Staged, copied_snapshot};
 use crate::exit;
 
 /// A directory on the local filesystem (`file://` URLs).
@@ -25,10 +26,8 @@ impl LocalStore {
         write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
     ) -> Result<()> {
         let path = self.path(key)?;
-        write_file_atomically(&path, write).map_err(|e| match e.downcast::<std::io::Error>() {
-            Ok(io) => io_error(io, format!("writing {}", path.display())),
-            Err(other) => other,
-        })
+        write_file_atomically(&path, write)
+            .map_err(|e| classified(e, format!("writing {}", path.display())))
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -55,18 +54,63 @@ pub(crate) fn write_file_atomically(
     path: &Path,
     write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => dir,
-        None => Path::new("."),
-    };
+    replace_atomically(path, &mut |builder, dir| builder.tempfile_in(dir), write)
+}
+
+/// `write_file_atomically` with the content of the file at `source`, which
+/// nothing writes any more. A file no other name holds (a task's own temp
+/// file) is linked, on the same filesystem, so no byte is copied; one that
+/// other names hold (a snapshot of a landing slice) is copied, so that an
+/// outside write in place to one of them cannot change the other, and so
+/// that two links to one file are never renamed over each other (rename
+/// then does nothing and leaves the temp name). Elsewhere, or where links
+/// are refused, the kernel copies it.
+pub(crate) fn publish_file_atomically(source: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let linked = Cell::new(false);
+    let private = fs::metadata(source)?.nlink() == 1;
+    replace_atomically(
+        path,
+        &mut |builder, dir| match private.then(|| temp_link(builder, source, dir)) {
+            Some(Ok(link)) => {
+                linked.set(true);
+                Ok(link)
+            }
+            _ => builder.tempfile_in(dir),
+        },
+        &mut |file| {
+            if !linked.get() {
+                std::io::copy(&mut fs::File::open(source)?, file)?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// A new name in `dir` for the file at `source` (a hard link), opened.
+fn temp_link(
+    builder: &tempfile::Builder,
+    source: &Path,
+    dir: &Path,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    builder.make_in(dir, |name| {
+        fs::hard_link(source, name)?;
+        fs::File::open(name)
+    })
+}
+
+/// Makes a locked temp file beside `path` with `make`, fills it with
+/// `write`, syncs it and renames it over `path`.
+fn replace_atomically(
+    path: &Path,
+    make: &mut TempMaker,
+    write: &mut dyn FnMut(&mut fs::File) -> Result<()>,
+) -> Result<()> {
+    let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the path has no file name")?;
-    let prefix = format!(".{name}.");
+    let prefix = temp_prefix(path)?;
     remove_stale_temp_files(dir, &prefix)?;
-    let mut tmp = locked_temp_file(dir, &prefix)?;
+    let mut tmp = locked_temp_file(dir, &prefix, make)?;
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -74,20 +118,45 @@ pub(crate) fn write_file_atomically(
     Ok(())
 }
 
+/// Makes a temp file in a directory, named by the builder given.
+type TempMaker<'a> =
+    dyn FnMut(&tempfile::Builder, &Path) -> std::io::Result<tempfile::NamedTempFile> + 'a;
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    }
+}
+
+/// `.NAME.`: what temp files beside `path` start with.
+fn temp_prefix(path: &Path) -> Result<String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the path has no file name")?;
+    Ok(format!(".{name}."))
+}
+
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// A new temp file in `dir`, locked. Between its creation and its lock a
-/// concurrent writer's cleanup can take it for a dead writer's and remove
-/// it; the lock is only ours once the name still leads to our file after
-/// taking it, so try again until it does.
-fn locked_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+/// A new temp file in `dir` made by `make`, locked. Between its creation
+/// and its lock a concurrent writer's cleanup can take it for a dead
+/// writer's and remove it; the lock is only ours once the name still leads
+/// to our file after taking it, so try again until it does. The lock is
+/// shared: a temp link shares its file with others (a slice linked for two
+/// uploads at once), and any lock tells the cleanup it is in use.
+fn locked_temp_file(
+    dir: &Path,
+    prefix: &str,
+    make: &mut TempMaker,
+) -> Result<tempfile::NamedTempFile> {
     use std::os::unix::fs::MetadataExt;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(TEMP_SUFFIX);
     for _ in 0..8 {
-        let tmp = tempfile::Builder::new()
-            .prefix(prefix)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(dir)?;
-        tmp.as_file().lock()?;
+        let tmp = make(&builder, dir)?;
+        tmp.as_file().lock_shared()?;
         let ours = tmp.as_file().metadata()?.ino();
         if fs::metadata(tmp.path()).is_ok_and(|m| m.ino() == ours) {
             return Ok(tmp);
@@ -123,6 +192,19 @@ fn remove_stale_temp_files(dir: &Path, prefix: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `io_error` of an I/O failure inside `err`; other errors as they are.
+fn classified(err: anyhow::Error, what: String) -> anyhow::Error {
+    match err.downcast::<std::io::Error>() {
+        Ok(io) => io_error(io, what),
+        Err(other) => other,
+    }
+}
+
+fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == ErrorKind::NotFound)
 }
 
 /// Local I/O errors are configuration problems when permissions or paths are
@@ -176,6 +258,31 @@ impl ObjectStore for LocalStore {
             }
             Ok(())
         })
+    }
+
+    fn put_file(&self, key: &str, source: &Path, _md5: &str) -> Result<()> {
+        let path = self.path(key)?;
+        publish_file_atomically(source, &path)
+            .map_err(|e| classified(e, format!("writing {}", path.display())))
+    }
+
+    /// A hard link to the object beside it, locked while the snapshot lives
+    /// (so writers' cleanup leaves it alone, and removes it if this process
+    /// dies): a later write replaces the object by rename and leaves the
+    /// linked file as it was, so nothing is copied. A copy where links are
+    /// refused.
+    fn snapshot(&self, key: &str) -> Result<Option<Staged>> {
+        let path = self.path(key)?;
+        let link = locked_temp_file(parent_dir(&path), &temp_prefix(&path)?, &mut |b, dir| {
+            temp_link(b, &path, dir)
+        });
+        match link {
+            Ok(link) => Staged::read(link)
+                .map(Some)
+                .map_err(|e| classified(e, format!("reading {}", path.display()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(_) => copied_snapshot(self, key),
+        }
     }
 
     fn open_read(&self, key: &str) -> Result<Option<Box<dyn Read + Send + '_>>> {
@@ -303,6 +410,85 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["b.csv"]);
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).unwrap().ino()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_file_on_the_same_filesystem_is_published_by_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("staged.parquet");
+        fs::write(&source, b"slice").unwrap();
+        let store = LocalStore::new(dir.path().join("lake"));
+        store.put_file("a/b.parquet", &source, "").unwrap();
+        let object = dir.path().join("lake/a/b.parquet");
+        assert_eq!(inode(&object), inode(&source), "linked, not copied");
+        fs::remove_file(&source).unwrap();
+        assert_eq!(store.get("a/b.parquet").unwrap().unwrap(), b"slice");
+        assert_eq!(names(&dir.path().join("lake/a")), ["b.parquet"]);
+    }
+
+    #[test]
+    fn a_file_on_another_filesystem_is_copied() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let device = |p: &Path| fs::metadata(p).unwrap().dev();
+        if device(dir.path()) == device(other.path()) {
+            eprintln!("skipped: /dev/shm is on the temp dir's filesystem");
+            return;
+        }
+        let source = other.path().join("staged");
+        fs::write(&source, b"copied bytes").unwrap();
+        let store = LocalStore::new(dir.path());
+        store.put_file("a/b", &source, "").unwrap();
+        assert_ne!(device(&dir.path().join("a/b")), device(&source));
+        assert_eq!(store.get("a/b").unwrap().unwrap(), b"copied bytes");
+        assert_eq!(names(&dir.path().join("a")), ["b"]);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_its_version_when_the_object_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        assert!(store.snapshot("a/b").unwrap().is_none());
+        store.put("a/b", b"first").unwrap();
+        let snapshot = store.snapshot("a/b").unwrap().unwrap();
+        assert_eq!(snapshot.md5, crate::digest::md5_hex(b"first"));
+        assert_eq!(snapshot.bytes, 5);
+        // Published while the object shares its file: copied.
+        let lake = LocalStore::new(dir.path().join("lake"));
+        snapshot.put(&lake, "a/b").unwrap();
+        let published = dir.path().join("lake/a/b");
+        assert_ne!(
+            inode(&published),
+            inode(&snapshot.path),
+            "a shared file is copied"
+        );
+        // The replacing write's cleanup of dead temp files leaves the live
+        // snapshot's link alone.
+        store.put("a/b", b"second, longer").unwrap();
+        assert_eq!(fs::read(&snapshot.path).unwrap(), b"first");
+        assert_eq!(names(&dir.path().join("a")).len(), 2);
+        drop(snapshot);
+        assert_eq!(names(&dir.path().join("a")), ["b"], "the link goes with it");
+        assert_eq!(lake.get("a/b").unwrap().unwrap(), b"first");
+        assert_eq!(store.get("a/b").unwrap().unwrap(), b"second, longer");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::digest::Md5Writer;
 use crate::exit;
 use crate::settings::S3Tuning;
 pub(crate) use local::{LocalStore, write_file_atomically};
-pub(crate) use staged::{Staged, StagedFile};
+pub(crate) use staged::{Staged, StagedFile, copied_snapshot};
 
 /// Bytes a file is read in when it is streamed to a store.
 const PART_BYTES: usize = 8 << 20;
@@ -108,6 +108,12 @@ pub(crate) trait ObjectStore: Send + Sync {
             }
         });
         self.put_stream(key, &mut parts)
+    }
+    /// The object as it is now, in a local file that later writes of it
+    /// cannot change, with its MD5; `None` when it does not exist. A copy
+    /// in a temp file here; a local store links it instead.
+    fn snapshot(&self, key: &str) -> Result<Option<Staged>> {
+        copied_snapshot(self, key)
     }
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
     /// The object's hex MD5, read and hashed when `stat` cannot tell it.

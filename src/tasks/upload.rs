@@ -26,7 +26,7 @@ use crate::metrics::{
     Details, ObjectStatus, PublishedObject, SliceContent, Slices, Status, Task, TaskMetrics,
     UploadDetails,
 };
-use crate::storage::{Staged, StagedFile};
+use crate::storage::Staged;
 
 pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     let ctx = &*ctx;
@@ -45,7 +45,9 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     for zone in [Zone::Valid, Zone::Quarantine] {
         let key = dataset.object_key(zone, ds);
         let recorded = validated.as_ref().map(|slices| slices.get(zone));
-        let Some(slice) = snapshot(ctx, &key)? else {
+        // One version of the slice, compared, counted and published (a
+        // re-validation may replace it meanwhile), streamed, not held.
+        let Some(slice) = ctx.landing.snapshot(&key)? else {
             match recorded {
                 // Validate wrote this slice, and it is gone from the landing
                 // area: publish nothing, remove nothing.
@@ -133,18 +135,6 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
         kept_previous_valid,
     }));
     Ok(metrics)
-}
-
-/// A landing slice copied to a local temporary file as it is hashed, so
-/// that what is compared, counted and published is one version of it
-/// (a re-validation may replace the slice meanwhile), and is streamed
-/// rather than held in memory.
-fn snapshot(ctx: &Context, key: &str) -> Result<Option<Staged>> {
-    let mut copy = StagedFile::new()?;
-    match ctx.landing.copy_to(key, &mut copy)? {
-        Some(_) => Ok(Some(copy.finish()?)),
-        None => Ok(None),
-    }
 }
 
 /// Row count from the Parquet footer; 0 for a slice that is not Parquet.

@@ -18,6 +18,11 @@ pub(super) struct DuckDbWarehouse {
     conn: Connection,
     /// The database file, absolute: the lineage namespace.
     path: PathBuf,
+    /// Queries run with a thread more than this, inserts with this many:
+    /// measured on 2 cores, transform's data tests take 2.87 s with 2
+    /// threads and 2.11 s with 3, and inserting 5M sessions 2.87 s with 2
+    /// and 3.04 s with 3.
+    cores: usize,
 }
 
 impl DuckDbWarehouse {
@@ -47,14 +52,17 @@ impl DuckDbWarehouse {
                     // says ORDER BY): inserts then write row groups in parallel
                     // straight to the file, and CHECKPOINT has nothing left to do
                     // (5M sessions: insert + checkpoint 8.8 s -> 4.0 s).
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                     let settings = format!(
-                        "SET memory_limit = '{}MiB'; SET preserve_insertion_order = false;",
-                        (memory_bytes >> 20).max(256)
+                        "SET memory_limit = '{}MiB'; SET preserve_insertion_order = false; \
+                         SET threads = {};",
+                        (memory_bytes >> 20).max(256),
+                        cores + 1
                     );
                     conn.execute_batch(&settings)
                         .map_err(|e| open_error(&path, e))?;
                     let path = std::path::absolute(&path).unwrap_or(path);
-                    return Ok(Self { conn, path });
+                    return Ok(Self { conn, path, cores });
                 }
                 Err(e) if e.to_string().contains("lock") => {
                     if started.elapsed() >= Duration::from_secs(timeout) {
@@ -209,13 +217,16 @@ impl Warehouse for DuckDbWarehouse {
             }
         };
         let path = path.display().to_string().replace('\'', "''");
-        self.execute(&format!(
+        self.execute(&format!("SET threads = {}", self.cores))?;
+        let inserted = self.execute(&format!(
             "INSERT INTO {table} BY NAME \
              SELECT *, {ds} AS DS, CAST(now() AS TIMESTAMP) AS LOADED_AT \
              FROM read_parquet('{path}', hive_partitioning = false)",
             table = raw_table(dataset),
             ds = date_literal(ds),
-        ))
+        ));
+        self.execute(&format!("SET threads = {}", self.cores + 1))?;
+        inserted
     }
 
     fn checkpoint(&mut self) -> Result<()> {
