@@ -273,9 +273,10 @@ impl ObjectStore for LocalStore {
     /// refused.
     fn snapshot(&self, key: &str) -> Result<Option<Staged>> {
         let path = self.path(key)?;
-        let link = locked_temp_file(parent_dir(&path), &temp_prefix(&path)?, &mut |b, dir| {
-            temp_link(b, &path, dir)
-        });
+        let (dir, prefix) = (parent_dir(&path), temp_prefix(&path)?);
+        // A killed upload's link would otherwise stay until the slice is rewritten.
+        remove_stale_temp_files(dir, &prefix)?;
+        let link = locked_temp_file(dir, &prefix, &mut |b, dir| temp_link(b, &path, dir));
         match link {
             Ok(link) => Staged::read(link)
                 .map(Some)
@@ -487,6 +488,11 @@ mod tests {
         assert_eq!(names(&dir.path().join("a")).len(), 2);
         drop(snapshot);
         assert_eq!(names(&dir.path().join("a")), ["b"], "the link goes with it");
+        // A dead process's link (its lock gone) goes with the next snapshot.
+        fs::hard_link(dir.path().join("a/b"), dir.path().join("a/.b.dead01.tmp")).unwrap();
+        let again = store.snapshot("a/b").unwrap().unwrap();
+        assert!(!dir.path().join("a/.b.dead01.tmp").exists());
+        drop(again);
         assert_eq!(lake.get("a/b").unwrap().unwrap(), b"first");
         assert_eq!(store.get("a/b").unwrap().unwrap(), b"second, longer");
     }
