@@ -84,6 +84,27 @@ fn load_and_transform_again_change_nothing() {
 }
 
 #[test]
+fn a_failed_load_reports_why_and_loads_once_the_lake_is_repaired() {
+    let p = Pipeline::new();
+    for task in ["generate", "validate", "upload"] {
+        p.ok(&[task, "pages", "--ds", DS], 0);
+    }
+    // Not Parquet: DuckDB's read fails inside load's transaction.
+    let object = p.slice_path(&p.lake(), "valid-data", "pages");
+    std::fs::write(&object, b"not parquet").unwrap();
+    let failed = p.run(&["load", "pages", "--ds", DS]);
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    let error = failed.metrics["error"].as_str().unwrap_or_default();
+    assert!(error.contains("INSERT INTO RAW.PAGES"), "{error}");
+    assert!(error.contains("pages_2025-05-25.parquet"), "{error}");
+    assert!(!error.contains("aborted"), "{error}");
+    p.ok(&["upload", "pages", "--ds", DS], 0);
+    let load = p.ok(&["load", "pages", "--ds", DS], 0);
+    assert_eq!(load["status"], "loaded", "{load}");
+    assert_eq!(number(&load, "rows_out"), valid_rows(&p, "pages", DS));
+}
+
+#[test]
 fn consecutive_days_accumulate_in_the_fact_marts() {
     let p = Pipeline::new();
     let days = ["2025-05-24", "2025-05-25", "2025-05-26"];

@@ -225,8 +225,10 @@ impl Warehouse for DuckDbWarehouse {
             table = raw_table(dataset),
             ds = date_literal(ds),
         ));
-        self.execute(&format!("SET threads = {}", self.cores + 1))?;
-        inserted
+        // After a failed insert the transaction is aborted and refuses the
+        // SET too: the insert's error is the one to report.
+        let restored = self.execute(&format!("SET threads = {}", self.cores + 1));
+        inserted.and(restored)
     }
 
     fn checkpoint(&mut self) -> Result<()> {
