@@ -40,6 +40,17 @@ impl<W: std::io::Write> std::io::Write for Md5Writer<W> {
     }
 }
 
+/// The hex MD5 of a local file's content, read a buffer at a time.
+pub(crate) fn file_md5(path: &std::path::Path) -> std::io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    let mut hashed = Md5Writer::new(std::io::sink());
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, file),
+        &mut hashed,
+    )?;
+    Ok(hashed.finish().1)
+}
+
 /// Whether `text` is a hex MD5 as `md5_hex` writes it. Anything else read
 /// back from a store (object metadata, an ETag) is not trusted.
 pub(crate) fn is_md5_hex(text: &str) -> bool {

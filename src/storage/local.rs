@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{ObjectBytes, ObjectStat, ObjectStore, Staged, copied_snapshot};
+use super::{ObjectBytes, ObjectStat, ObjectStore, Snapshot, copied_snapshot};
+use crate::digest::file_md5;
 use crate::exit;
 
 /// A directory on the local filesystem (`file://` URLs).
@@ -266,19 +267,38 @@ impl ObjectStore for LocalStore {
             .map_err(|e| classified(e, format!("writing {}", path.display())))
     }
 
+    /// A file keeps no MD5, so the file is hashed on another thread while
+    /// it is published.
+    fn put_file_hashing(
+        &self,
+        key: &str,
+        source: &Path,
+        _expected: Option<&str>,
+    ) -> Result<String> {
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| file_md5(source));
+            let published = self.put_file(key, source, "");
+            let md5 = hashing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            published?;
+            md5.map_err(|e| io_error(e, format!("reading {}", source.display())))
+        })
+    }
+
     /// A hard link to the object beside it, locked while the snapshot lives
     /// (so writers' cleanup leaves it alone, and removes it if this process
     /// dies): a later write replaces the object by rename and leaves the
     /// linked file as it was, so nothing is copied. A copy where links are
     /// refused.
-    fn snapshot(&self, key: &str) -> Result<Option<Staged>> {
+    fn snapshot(&self, key: &str) -> Result<Option<Snapshot>> {
         let path = self.path(key)?;
         let (dir, prefix) = (parent_dir(&path), temp_prefix(&path)?);
         // A killed upload's link would otherwise stay until the slice is rewritten.
         remove_stale_temp_files(dir, &prefix)?;
         let link = locked_temp_file(dir, &prefix, &mut |b, dir| temp_link(b, &path, dir));
         match link {
-            Ok(link) => Staged::read(link)
+            Ok(link) => Snapshot::linked(link)
                 .map(Some)
                 .map_err(|e| classified(e, format!("reading {}", path.display()))),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -470,11 +490,12 @@ mod tests {
         assert!(store.snapshot("a/b").unwrap().is_none());
         store.put("a/b", b"first").unwrap();
         let snapshot = store.snapshot("a/b").unwrap().unwrap();
-        assert_eq!(snapshot.md5, crate::digest::md5_hex(b"first"));
         assert_eq!(snapshot.bytes, 5);
-        // Published while the object shares its file: copied.
+        // Published while the object shares its file: copied, and hashed
+        // on the way.
         let lake = LocalStore::new(dir.path().join("lake"));
-        snapshot.put(&lake, "a/b").unwrap();
+        snapshot.put(&lake, "a/b", None).unwrap();
+        assert_eq!(snapshot.md5().unwrap(), crate::digest::md5_hex(b"first"));
         let published = dir.path().join("lake/a/b");
         assert_ne!(
             inode(&published),

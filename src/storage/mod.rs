@@ -12,11 +12,11 @@ use anyhow::Result;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::digest::Md5Writer;
+use crate::digest::{Md5Writer, file_md5};
 use crate::exit;
 use crate::settings::S3Tuning;
 pub(crate) use local::{LocalStore, write_file_atomically};
-pub(crate) use staged::{Staged, StagedFile, copied_snapshot};
+pub(crate) use staged::{Snapshot, Staged, StagedFile, copied_snapshot};
 
 /// Bytes a file is read in when it is streamed to a store.
 const PART_BYTES: usize = 8 << 20;
@@ -109,10 +109,17 @@ pub(crate) trait ObjectStore: Send + Sync {
         });
         self.put_stream(key, &mut parts)
     }
+    /// `put_file` of a file whose MD5 is not known yet; returns it.
+    /// `expected` is the MD5 the caller believes it has: a store that keeps
+    /// the MD5 with the object may send the content while hashing it, and
+    /// must then never commit it under an MD5 that is not its own.
+    fn put_file_hashing(&self, key: &str, path: &Path, _expected: Option<&str>) -> Result<String> {
+        hash_then_put_file(self, key, path)
+    }
     /// The object as it is now, in a local file that later writes of it
-    /// cannot change, with its MD5; `None` when it does not exist. A copy
-    /// in a temp file here; a local store links it instead.
-    fn snapshot(&self, key: &str) -> Result<Option<Staged>> {
+    /// cannot change; `None` when it does not exist. A copy in a temp file
+    /// here; a local store links it instead.
+    fn snapshot(&self, key: &str) -> Result<Option<Snapshot>> {
         copied_snapshot(self, key)
     }
     fn stat(&self, key: &str) -> Result<Option<ObjectStat>>;
@@ -144,6 +151,17 @@ pub(crate) trait ObjectStore: Send + Sync {
     }
     /// Where the object lives, for metrics and logs.
     fn url(&self, key: &str) -> String;
+}
+
+/// `ObjectStore::put_file_hashing` in two reads: hash, then put.
+fn hash_then_put_file(
+    store: &(impl ObjectStore + ?Sized),
+    key: &str,
+    path: &Path,
+) -> Result<String> {
+    let md5 = file_md5(path)?;
+    store.put_file(key, path, &md5)?;
+    Ok(md5)
 }
 
 /// Opens the store a URL names; `setting` names the setting in errors.

@@ -32,9 +32,10 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::warn;
 
-use super::{ObjectStat, ObjectStore};
-use crate::digest::is_md5_hex;
+use super::{ObjectStat, ObjectStore, hash_then_put_file};
+use crate::digest::{file_md5, is_md5_hex};
 use crate::exit;
 use crate::runtime::runtime;
 use crate::settings::S3Tuning;
@@ -156,6 +157,22 @@ impl S3Store {
     }
 
     async fn put_multipart(&self, key: &str, content: Content, md5: &str) -> Result<()> {
+        let commit = std::future::ready(Ok(true));
+        self.put_multipart_if(key, content, md5, commit)
+            .await
+            .map(drop)
+    }
+
+    /// A multipart upload of `content` with `md5` as its metadata, completed
+    /// only if `commit`, awaited once every part is sent, says so; aborted
+    /// otherwise and on any error. Whether it was completed.
+    async fn put_multipart_if(
+        &self,
+        key: &str,
+        content: Content,
+        md5: &str,
+        commit: impl Future<Output = Result<bool>>,
+    ) -> Result<bool> {
         let created = self
             .client
             .create_multipart_upload()
@@ -166,8 +183,8 @@ impl S3Store {
             .await
             .map_err(|e| self.error(e, "starting a multipart upload to"))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(key, &upload_id, content).await;
-        if result.is_err() {
+        let result = self.upload_parts(key, &upload_id, content, commit).await;
+        if !matches!(result, Ok(true)) {
             // Never leave half an object behind: drop the parts.
             let _ = self
                 .client
@@ -181,7 +198,13 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, content: Content) -> Result<()> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        content: Content,
+        commit: impl Future<Output = Result<bool>>,
+    ) -> Result<bool> {
         let permits = Arc::new(Semaphore::new(self.tuning.parallel_parts));
         let mut tasks = JoinSet::new();
         let part_size = self.tuning.part_size_bytes as u64;
@@ -222,6 +245,9 @@ impl S3Store {
             );
         }
         parts.sort_by_key(|p| p.part_number());
+        if !commit.await? {
+            return Ok(false);
+        }
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -235,7 +261,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.error(e, "completing a multipart upload to"))?;
-        Ok(())
+        Ok(true)
     }
 
     /// The object, or the byte range `range` of it (an HTTP Range value).
@@ -419,6 +445,45 @@ impl ObjectStore for S3Store {
             self.check_bucket().await?;
             self.put_multipart(&key, content, hex).await
         })
+    }
+
+    /// A large file goes up while another thread hashes it, under the
+    /// expected MD5, and is completed only if that is its MD5; otherwise
+    /// (the file is not what validate recorded) it is sent again under its
+    /// own.
+    fn put_file_hashing(&self, key: &str, path: &Path, expected: Option<&str>) -> Result<String> {
+        let len = std::fs::metadata(path)?.len();
+        let multipart = len > self.tuning.multipart_threshold_bytes as u64;
+        let Some(expected) = expected.filter(|_| multipart) else {
+            return hash_then_put_file(self, key, path);
+        };
+        let full = self.full_key(key);
+        let content = Content::File {
+            path: path.to_path_buf(),
+            len,
+        };
+        let source = path.to_path_buf();
+        let mut md5 = String::new();
+        let completed = runtime().block_on(async {
+            self.check_bucket().await?;
+            let hashing = tokio::task::spawn_blocking(move || file_md5(&source));
+            let matches = async {
+                md5 = hashing.await??;
+                Ok(md5 == expected)
+            };
+            self.put_multipart_if(&full, content, expected, matches)
+                .await
+        })?;
+        if !completed {
+            warn!(
+                key,
+                expected,
+                md5,
+                "the slice is not the one validate recorded; sent again under its own MD5"
+            );
+            self.put_file(key, path, &md5)?;
+        }
+        Ok(md5)
     }
 
     fn put_with_md5(&self, key: &str, bytes: &[u8], hex: &str) -> Result<()> {

@@ -1,14 +1,16 @@
-//! A local temporary file hashed as it is written: what a task makes (or
-//! copies) before it puts it in a store with `ObjectStore::put_file`.
+//! Local temporary files a task puts in a store: `Staged`, a file it wrote
+//! (hashed as it was written), and `Snapshot`, one version of an object
+//! (hashed when first needed, possibly while it is being sent).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
+use std::sync::OnceLock;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tempfile::{NamedTempFile, TempPath};
 
 use super::ObjectStore;
-use crate::digest::Md5Writer;
+use crate::digest::{Md5Writer, file_md5};
 
 /// A temporary file being written; removed when dropped.
 pub(crate) struct StagedFile {
@@ -21,8 +23,6 @@ pub(crate) struct Staged {
     pub path: TempPath,
     pub md5: String,
     pub bytes: u64,
-    /// Kept open while the file is in use, for the lock a temp link holds.
-    _open: Option<File>,
 }
 
 impl StagedFile {
@@ -41,7 +41,6 @@ impl StagedFile {
             path: self.path,
             md5,
             bytes,
-            _open: None,
         })
     }
 }
@@ -57,38 +56,79 @@ impl Write for StagedFile {
 }
 
 impl Staged {
-    /// A temporary file that already holds its content (a link to another
-    /// file), hashed as it is read; it stays open, with any lock, until dropped.
-    pub(crate) fn read(file: NamedTempFile) -> Result<Self> {
-        let mut hashed = Md5Writer::new(std::io::sink());
-        std::io::copy(
-            &mut BufReader::with_capacity(1 << 20, file.as_file()),
-            &mut hashed,
-        )?;
-        let (_, md5, bytes) = hashed.finish();
-        let (open, path) = file.into_parts();
-        Ok(Self {
-            path,
-            md5,
-            bytes,
-            _open: Some(open),
-        })
-    }
-
     /// Puts the file's content at `key` in `store`.
     pub(crate) fn put(&self, store: &dyn ObjectStore, key: &str) -> Result<()> {
         store.put_file(key, &self.path, &self.md5)
     }
 }
 
-/// `ObjectStore::snapshot` by copying the object to a temporary file.
+/// One version of an object in a local temporary file that later writes of
+/// the object cannot change (`ObjectStore::snapshot`); removed when dropped.
+pub(crate) struct Snapshot {
+    pub path: TempPath,
+    pub bytes: u64,
+    md5: OnceLock<String>,
+    /// Kept open while the snapshot lives, for the lock a temp link holds.
+    _open: Option<File>,
+}
+
+impl Snapshot {
+    /// A temporary file that already holds the object's content (a link to
+    /// it); it stays open, with any lock, until dropped.
+    pub(crate) fn linked(file: NamedTempFile) -> Result<Self> {
+        let bytes = file.as_file().metadata()?.len();
+        let (open, path) = file.into_parts();
+        Ok(Self {
+            path,
+            bytes,
+            md5: OnceLock::new(),
+            _open: Some(open),
+        })
+    }
+
+    /// The content's hex MD5, read and hashed the first time it is asked for
+    /// unless `put` already hashed it.
+    pub(crate) fn md5(&self) -> Result<&str> {
+        if let Some(md5) = self.md5.get() {
+            return Ok(md5);
+        }
+        let md5 =
+            file_md5(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
+        Ok(self.md5.get_or_init(|| md5))
+    }
+
+    /// Puts the content at `key` in `store`. Unhashed, it is hashed while it
+    /// is sent: `expected` is the MD5 it should have (what validate recorded).
+    pub(crate) fn put(
+        &self,
+        store: &dyn ObjectStore,
+        key: &str,
+        expected: Option<&str>,
+    ) -> Result<()> {
+        if let Some(md5) = self.md5.get() {
+            return store.put_file(key, &self.path, md5);
+        }
+        let md5 = store.put_file_hashing(key, &self.path, expected)?;
+        let _ = self.md5.set(md5);
+        Ok(())
+    }
+}
+
+/// `ObjectStore::snapshot` by copying the object to a temporary file,
+/// hashed as it is copied.
 pub(crate) fn copied_snapshot(
     store: &(impl ObjectStore + ?Sized),
     key: &str,
-) -> Result<Option<Staged>> {
+) -> Result<Option<Snapshot>> {
     let mut copy = StagedFile::new()?;
-    match store.copy_to(key, &mut copy)? {
-        Some(_) => Ok(Some(copy.finish()?)),
-        None => Ok(None),
+    if store.copy_to(key, &mut copy)?.is_none() {
+        return Ok(None);
     }
+    let Staged { path, md5, bytes } = copy.finish()?;
+    Ok(Some(Snapshot {
+        path,
+        bytes,
+        md5: OnceLock::from(md5),
+        _open: None,
+    }))
 }

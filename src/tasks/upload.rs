@@ -26,7 +26,7 @@ use crate::metrics::{
     Details, ObjectStatus, PublishedObject, SliceContent, Slices, Status, Task, TaskMetrics,
     UploadDetails,
 };
-use crate::storage::Staged;
+use crate::storage::{ObjectStat, Snapshot};
 
 pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
     let ctx = &*ctx;
@@ -85,20 +85,27 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
             continue;
         };
         found += 1;
-        let file = FileRecord {
-            content_md5: slice.md5.clone(),
-            bytes: slice.bytes,
+        // The snapshot is hashed only to compare it with a lake object of
+        // its size; otherwise while it is sent, expected to be what
+        // validate recorded.
+        let same = match ctx.lake.stat(&key)? {
+            Some(ObjectStat {
+                bytes,
+                md5: Some(md5),
+            }) if bytes == slice.bytes => md5 == slice.md5()?,
+            _ => false,
         };
-        let in_lake = ctx.lake.stat(&key)?;
-        let same = in_lake.is_some_and(|s| {
-            s.md5.as_deref() == Some(file.content_md5.as_str()) && s.bytes == file.bytes
-        });
         let status = if same {
             ObjectStatus::AlreadyUploaded
         } else {
-            slice.put(ctx.lake.as_ref(), &key)?;
+            let expected = recorded.flatten().map(|r| r.md5.as_str());
+            slice.put(ctx.lake.as_ref(), &key, expected)?;
             changed += 1;
             ObjectStatus::Uploaded
+        };
+        let file = FileRecord {
+            content_md5: slice.md5()?.to_string(),
+            bytes: slice.bytes,
         };
         let rows = parquet_rows(&slice);
         match zone {
@@ -138,7 +145,7 @@ pub(crate) fn run(ctx: &mut Context, args: &UploadArgs) -> Result<TaskMetrics> {
 }
 
 /// Row count from the Parquet footer; 0 for a slice that is not Parquet.
-fn parquet_rows(slice: &Staged) -> u64 {
+fn parquet_rows(slice: &Snapshot) -> u64 {
     (File::open(&slice.path).ok())
         .and_then(|file| ParquetReader::new(file).num_rows().ok())
         .map_or(0, |n| n as u64)
