@@ -454,7 +454,8 @@ impl ObjectStore for S3Store {
     fn put_file_hashing(&self, key: &str, path: &Path, expected: Option<&str>) -> Result<String> {
         let len = std::fs::metadata(path)?.len();
         let multipart = len > self.tuning.multipart_threshold_bytes as u64;
-        let Some(expected) = expected.filter(|_| multipart) else {
+        // It becomes a header: anything but a hex MD5 is not trusted.
+        let Some(expected) = expected.filter(|md5| multipart && is_md5_hex(md5)) else {
             return hash_then_put_file(self, key, path);
         };
         let full = self.full_key(key);
