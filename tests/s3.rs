@@ -121,6 +121,17 @@ fn lake_object(server: &S3Server) -> PathBuf {
         .join(format!("valid-data/pages/ds={DS}/pages_{DS}.parquet"))
 }
 
+/// Whether s3s-fs holds a multipart upload that was started and neither
+/// completed nor aborted (it keeps one as a `.upload_id-*` file).
+fn multipart_upload_open(server: &S3Server) -> bool {
+    std::fs::read_dir(server.root_dir()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".upload_id-")
+    })
+}
+
 #[test]
 fn a_multipart_object_round_trips_and_an_interrupted_upload_leaves_nothing() {
     let mut server = S3Server::start();
@@ -146,15 +157,7 @@ fn a_multipart_object_round_trips_and_an_interrupted_upload_leaves_nothing() {
     ];
     let child = upload_to_s3_lake(&server, &pipeline, &slow);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let part_written = || {
-        std::fs::read_dir(server.root.path()).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".upload_id-")
-        })
-    };
-    while !part_written() {
+    while !multipart_upload_open(&server) {
         assert!(Instant::now() < deadline, "no part ever reached the server");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -249,17 +252,10 @@ fn a_large_slice_is_hashed_while_it_is_sent_and_committed_only_under_its_own_md5
     assert!(std::fs::read(&lake).unwrap() == replaced);
     // Stored under its own MD5: the next upload finds it there.
     assert_eq!(upload().metrics["status"], "already_uploaded");
-    let uploads_left = std::fs::read_dir(server.root_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".upload_id-")
-        })
-        .count();
-    assert_eq!(uploads_left, 0, "the aborted multipart upload is gone");
+    assert!(
+        !multipart_upload_open(&server),
+        "the aborted multipart upload is gone"
+    );
 }
 
 fn assert_secret_hidden(run: &common::Run, xcom: &Path) {

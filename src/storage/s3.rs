@@ -156,6 +156,18 @@ impl S3Store {
         }
     }
 
+    /// The file at `path` as content to send in parts, or `None` when it is
+    /// small enough for one PUT.
+    fn multipart_file(&self, path: &Path) -> Result<Option<Content>> {
+        let len = std::fs::metadata(path)?.len();
+        Ok(
+            (len > self.tuning.multipart_threshold_bytes as u64).then(|| Content::File {
+                path: path.to_path_buf(),
+                len,
+            }),
+        )
+    }
+
     async fn put_multipart(&self, key: &str, content: Content, md5: &str) -> Result<()> {
         let commit = std::future::ready(Ok(true));
         self.put_multipart_if(key, content, md5, commit)
@@ -432,15 +444,10 @@ impl ObjectStore for S3Store {
     }
 
     fn put_file(&self, key: &str, path: &Path, hex: &str) -> Result<()> {
-        let len = std::fs::metadata(path)?.len();
-        if len <= self.tuning.multipart_threshold_bytes as u64 {
+        let Some(content) = self.multipart_file(path)? else {
             return self.put_with_md5(key, &std::fs::read(path)?, hex);
-        }
-        let key = self.full_key(key);
-        let content = Content::File {
-            path: path.to_path_buf(),
-            len,
         };
+        let key = self.full_key(key);
         runtime().block_on(async {
             self.check_bucket().await?;
             self.put_multipart(&key, content, hex).await
@@ -452,17 +459,12 @@ impl ObjectStore for S3Store {
     /// (the file is not what validate recorded) it is sent again under its
     /// own.
     fn put_file_hashing(&self, key: &str, path: &Path, expected: Option<&str>) -> Result<String> {
-        let len = std::fs::metadata(path)?.len();
-        let multipart = len > self.tuning.multipart_threshold_bytes as u64;
         // It becomes a header: anything but a hex MD5 is not trusted.
-        let Some(expected) = expected.filter(|md5| multipart && is_md5_hex(md5)) else {
+        let expected = expected.filter(|md5| is_md5_hex(md5));
+        let (Some(content), Some(expected)) = (self.multipart_file(path)?, expected) else {
             return hash_then_put_file(self, key, path);
         };
         let full = self.full_key(key);
-        let content = Content::File {
-            path: path.to_path_buf(),
-            len,
-        };
         let source = path.to_path_buf();
         let mut md5 = String::new();
         let completed = runtime().block_on(async {
